@@ -1,0 +1,99 @@
+"""The forward process q(x_t | x_0), training targets, posterior and loss.
+
+Notation as in schedules.py: x_t = signal_rates * x_0 + noise_rates * epsilon,
+with signal_rates = sqrt(alpha_bar_t) and noise_rates = sqrt(1 - alpha_bar_t).
+v-prediction (Salimans & Ho 2022): v = signal_rates * epsilon - noise_rates * x_0.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+PREDICTION_TYPES = ("epsilon", "v")
+
+
+def _check_prediction(prediction):
+    if prediction not in PREDICTION_TYPES:
+        raise ValueError(f"unknown prediction type {prediction!r}; choose epsilon or v")
+
+
+def _broadcast(rates, like):
+    """[batch] rates -> [batch, 1, ..., 1] matching the rank of `like`."""
+    rates = tf.convert_to_tensor(rates)
+    if rates.shape.rank == 0:
+        return rates
+    return tf.reshape(rates, [-1] + [1] * (like.shape.rank - 1))
+
+
+def q_sample(schedule, x_0, t, noise):
+    """Draws x_t ~ q(x_t | x_0) with the given noise (Ho et al. 2020, eq. 4)."""
+    signal_rates, noise_rates = schedule.rates(t)
+    return _broadcast(signal_rates, x_0) * x_0 + _broadcast(noise_rates, x_0) * noise
+
+
+def training_target(schedule, x_0, noise, t, prediction="epsilon"):
+    """What the network regresses: epsilon, or v = a_t * epsilon - sigma_t * x_0."""
+    _check_prediction(prediction)
+    if prediction == "epsilon":
+        return noise
+    signal_rates, noise_rates = schedule.rates(t)
+    return _broadcast(signal_rates, x_0) * noise - _broadcast(noise_rates, x_0) * x_0
+
+
+def split_prediction(x_t, model_output, signal_rates, noise_rates, prediction="epsilon"):
+    """(pred_x0, pred_noise) from a network output, given the rates at x_t's step."""
+    _check_prediction(prediction)
+    signal_rates = _broadcast(signal_rates, x_t)
+    noise_rates = _broadcast(noise_rates, x_t)
+    if prediction == "epsilon":
+        pred_noise = model_output
+        pred_x0 = (x_t - noise_rates * pred_noise) / signal_rates
+    else:
+        pred_x0 = signal_rates * x_t - noise_rates * model_output
+        pred_noise = noise_rates * x_t + signal_rates * model_output
+    return pred_x0, pred_noise
+
+
+def posterior_mean_variance(schedule, x_0, x_t, t):
+    """Mean and variance of q(x_{t-1} | x_t, x_0) at integer t (Ho et al. 2020, eq. 7).
+
+    mean = sqrt(alpha_bar_{t-1}) beta_t / (1 - alpha_bar_t) x_0
+           + sqrt(alpha_t) (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) x_t
+    variance = (1 - alpha_bar_{t-1}) / (1 - alpha_bar_t) beta_t
+    """
+    # Coefficients come from the float64 table: beta_t ~ 1e-4 would lose three
+    # digits if recomputed as 1 - alpha_bar_t / alpha_bar_{t-1} in float32.
+    alpha_bar = schedule.alpha_bars
+    alpha_bar_prev = np.concatenate([[1.0], alpha_bar[:-1]])
+    beta = schedule.betas
+    tables = {
+        "coef_x0": np.sqrt(alpha_bar_prev) * beta / (1.0 - alpha_bar),
+        "coef_xt": np.sqrt(1.0 - beta) * (1.0 - alpha_bar_prev) / (1.0 - alpha_bar),
+        "variance": (1.0 - alpha_bar_prev) / (1.0 - alpha_bar) * beta,
+    }
+    t = tf.cast(t, tf.int32)
+    coef_x0, coef_xt, variance = (
+        tf.gather(tf.constant(tables[name], tf.float32), t)
+        for name in ("coef_x0", "coef_xt", "variance"))
+    mean = _broadcast(coef_x0, x_0) * x_0 + _broadcast(coef_xt, x_t) * x_t
+    return mean, variance
+
+
+def sample_timesteps(seed, batch_size, num_timesteps):
+    """t per example, uniform over all T steps (indices 0..T-1), int32."""
+    return tf.random.stateless_uniform([batch_size], seed, 0, num_timesteps, tf.int32)
+
+
+def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon"):
+    """Per-example mean squared error of the network against its target.
+
+    Args:
+      model_fn: callable (x_t, t_float) -> network output shaped like x_0.
+      t: int timesteps [batch]; noise: epsilon shaped like x_0.
+    Returns:
+      float32 [batch] losses (callers average them over the global batch).
+    """
+    x_t = q_sample(schedule, x_0, t, noise)
+    target = training_target(schedule, x_0, noise, t, prediction)
+    output = tf.cast(model_fn(x_t, tf.cast(t, tf.float32)), tf.float32)
+    squared = tf.square(output - target)
+    return tf.reduce_mean(tf.reshape(squared, [tf.shape(squared)[0], -1]), axis=1)

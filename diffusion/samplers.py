@@ -1,0 +1,268 @@
+"""Samplers: plain functions with one shared signature (k-diffusion style).
+
+    sampler(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
+            t_start=None, known=None, known_mask=None, spacing=..., **options)
+
+  denoiser    callable (x_t, t) -> pred_noise, t float32 [batch] in [0, T-1]
+              (wrap a network with `epsilon_denoiser`);
+  x_init      x at the first step: pure noise N(0, I), or a partly noised
+              input from `noised_start` for variations (then pass t_start);
+  num_steps   denoiser evaluations;
+  seed        int; fixes every random draw of the run;
+  callback    optional callable(step, x, pred_x0) after each step;
+  known, known_mask  inpainting: where known_mask is 1 the output equals
+              `known` exactly, and at every step that region is replaced by
+              the ground truth noised to the current level (RePaint-style).
+
+Each run compiles one step with tf.function (traced once) and iterates it, so
+the per-step overhead is a graph call, never a `model.predict`.
+
+The step grid has num_steps timesteps from t_start down to 0 plus the clean
+end point t = -1 (alpha_bar = 1); "logsnr" spacing is even in
+lambda = log(alpha_bar / (1 - alpha_bar)), which the deterministic solvers need
+for their accuracy (Lu et al. 2022).
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from diffusion import process
+
+SPACINGS = ("uniform", "logsnr")
+
+
+def epsilon_denoiser(model, schedule, prediction="epsilon"):
+    """Wraps a network called as model([x_t, t]) into a pred_noise denoiser."""
+    def denoiser(x_t, t):
+        output = tf.cast(model([x_t, t], training=False), tf.float32)
+        if prediction == "epsilon":
+            return output
+        signal_rates, noise_rates = schedule.rates(t)
+        return process.split_prediction(x_t, output, signal_rates, noise_rates, prediction)[1]
+    return denoiser
+
+
+def classifier_free_guidance(cond_denoiser, uncond_denoiser, scale):
+    """Ho & Salimans 2022: eps = eps_uncond + scale * (eps_cond - eps_uncond)."""
+    def denoiser(x_t, t):
+        if scale == 1.0:
+            return cond_denoiser(x_t, t)
+        pred_uncond = uncond_denoiser(x_t, t)
+        return pred_uncond + scale * (cond_denoiser(x_t, t) - pred_uncond)
+    return denoiser
+
+
+def strength_to_t(schedule, strength):
+    """Start timestep for a variation of strength in (0, 1] (1 = pure noise)."""
+    if not 0.0 < strength <= 1.0:
+        raise ValueError(f"strength must be in (0, 1], got {strength}")
+    return strength * (schedule.num_timesteps - 1)
+
+
+def noised_start(schedule, x_0, t_start, seed):
+    """x at t_start drawn from q(x_t | x_0): the start of a variation run."""
+    noise = tf.random.stateless_normal(tf.shape(x_0), [seed, 0x5EED])
+    return process.q_sample(schedule, x_0, tf.fill([tf.shape(x_0)[0]], float(t_start)), noise)
+
+
+def timestep_grid(schedule, num_steps, spacing="logsnr", t_start=None):
+    """num_steps timesteps from t_start to 0, then -1 (clean), float64 numpy."""
+    if num_steps < 1:
+        raise ValueError(f"num_steps must be at least 1, got {num_steps}")
+    if spacing not in SPACINGS:
+        raise ValueError(f"unknown spacing {spacing!r}; choose {' or '.join(SPACINGS)}")
+    t_start = schedule.num_timesteps - 1 if t_start is None else float(t_start)
+    if spacing == "uniform" or num_steps == 1:
+        grid = np.linspace(t_start, 0.0, num_steps)
+    else:
+        log_snrs = np.linspace(schedule.log_snr_np(t_start), schedule.log_snr_np(0.0), num_steps)
+        grid = schedule.t_from_log_snr(log_snrs)
+        grid[0], grid[-1] = t_start, 0.0
+    return np.concatenate([grid, [-1.0]])
+
+
+class _Grid:
+    """Per-step constants of a grid, computed in float64 and stored as float32."""
+
+    def __init__(self, schedule, times):
+        signal_rates, noise_rates = schedule.rates_np(times)
+        with np.errstate(divide="ignore"):
+            log_snrs = np.log(signal_rates) - np.log(noise_rates)
+        self.times_np = times
+        self.num_steps = len(times) - 1
+        self.times = tf.constant(times, tf.float32)
+        self.signal_rates = tf.constant(signal_rates, tf.float32)
+        self.noise_rates = tf.constant(noise_rates, tf.float32)
+        self.signal_rates_np, self.noise_rates_np, self.log_snrs_np = (
+            signal_rates, noise_rates, log_snrs)
+
+    def constant(self, values):
+        return tf.constant(np.asarray(values, np.float64), tf.float32)
+
+
+def _evaluate(denoiser, grid, step, x):
+    """(pred_x0, pred_noise) at grid point `step`."""
+    t = tf.fill([tf.shape(x)[0]], grid.times[step])
+    pred_noise = tf.cast(denoiser(x, t), tf.float32)
+    pred_x0 = (x - grid.noise_rates[step] * pred_noise) / grid.signal_rates[step]
+    return pred_x0, pred_noise
+
+
+def _step_noise(seed, step, shape, stream):
+    return tf.random.stateless_normal(shape, tf.stack([tf.cast(seed, tf.int64),
+                                                       tf.cast(step, tf.int64) * 4 + stream]))
+
+
+def _run(update, carry, x_init, grid, seed, callback, known, known_mask):
+    """Iterates `update(step, x, carry) -> (x, carry, pred_x0)` over the grid."""
+    x_init = tf.convert_to_tensor(x_init, tf.float32)
+    if known is not None:
+        known = tf.convert_to_tensor(known, tf.float32)
+        known_mask = tf.cast(tf.convert_to_tensor(known_mask), tf.float32)
+        start = known * grid.signal_rates[0] + grid.noise_rates[0] * _step_noise(
+            seed, -1, tf.shape(x_init), 3)
+        x_init = known_mask * start + (1.0 - known_mask) * x_init
+
+    @tf.function
+    def compiled_step(step, x, carry):
+        x, carry, pred_x0 = update(step, x, carry)
+        if known is not None:
+            # The known region follows the forward process at the next level,
+            # which is exactly `known` at the clean end point (rates 1 and 0).
+            noise = _step_noise(seed, step, tf.shape(x), 3)
+            noised_known = grid.signal_rates[step + 1] * known + grid.noise_rates[step + 1] * noise
+            x = known_mask * noised_known + (1.0 - known_mask) * x
+        return x, carry, pred_x0
+
+    x = x_init
+    for step in range(grid.num_steps):
+        x, carry, pred_x0 = compiled_step(tf.constant(step), x, carry)
+        if callback is not None:
+            callback(step, x, pred_x0)
+    return x
+
+
+def sample_ddpm(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
+                t_start=None, known=None, known_mask=None, spacing="uniform"):
+    """DDPM ancestral sampling with the posterior variance (Ho et al. 2020, Alg. 2)."""
+    grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
+    # Posterior q(x_s | x_t, x_0) between consecutive grid points t -> s (equal
+    # to eq. 7 of Ho et al. when s = t - 1; "respaced" otherwise).
+    alpha_bar = grid.signal_rates_np ** 2
+    alpha_bar_t, alpha_bar_s = alpha_bar[:-1], alpha_bar[1:]
+    one_minus_t = grid.noise_rates_np[:-1] ** 2
+    one_minus_s = grid.noise_rates_np[1:] ** 2
+    beta_ts = -np.expm1(np.log(alpha_bar_t) - np.log(alpha_bar_s))
+    coef_x0 = grid.constant(np.sqrt(alpha_bar_s) * beta_ts / one_minus_t)
+    coef_xt = grid.constant(np.sqrt(alpha_bar_t / alpha_bar_s) * one_minus_s / one_minus_t)
+    posterior_std = grid.constant(np.sqrt(one_minus_s / one_minus_t * beta_ts))
+
+    def update(step, x, carry):
+        # 1. predict x_0 from the noise estimate at t
+        pred_x0, _ = _evaluate(denoiser, grid, step, x)
+        # 2. posterior mean of x_s given x_t and the predicted x_0
+        mean = coef_x0[step] * pred_x0 + coef_xt[step] * x
+        # 3. add posterior noise (zero at the clean end point)
+        x = mean + posterior_std[step] * _step_noise(seed, step, tf.shape(x), 0)
+        return x, carry, pred_x0
+
+    return _run(update, (), x_init, grid, seed, callback, known, known_mask)
+
+
+def sample_ddim(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
+                t_start=None, known=None, known_mask=None, spacing="logsnr", eta=0.0):
+    """DDIM, deterministic at eta = 0 (Song, Meng & Ermon 2021, eq. 12)."""
+    grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
+    alpha_bar = grid.signal_rates_np ** 2
+    one_minus = grid.noise_rates_np ** 2
+    # sigma_t(eta) of eq. 16; at eta = 1 it is the DDPM posterior std.
+    sigmas_np = eta * np.sqrt(one_minus[1:] / one_minus[:-1]
+                              * -np.expm1(np.log(alpha_bar[:-1]) - np.log(alpha_bar[1:])))
+    sigmas = grid.constant(sigmas_np)
+    direction_rates = grid.constant(np.sqrt(np.maximum(one_minus[1:] - sigmas_np ** 2, 0.0)))
+
+    def update(step, x, carry):
+        # 1. predict x_0 and epsilon at t
+        pred_x0, pred_noise = _evaluate(denoiser, grid, step, x)
+        # 2. x_s = sqrt(alpha_bar_s) x_0 + sqrt(1 - alpha_bar_s - sigma^2) eps + sigma z
+        x = grid.signal_rates[step + 1] * pred_x0 + direction_rates[step] * pred_noise
+        if eta > 0:
+            x += sigmas[step] * _step_noise(seed, step, tf.shape(x), 1)
+        return x, carry, pred_x0
+
+    return _run(update, (), x_init, grid, seed, callback, known, known_mask)
+
+
+def sample_dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
+                    t_start=None, known=None, known_mask=None, spacing="logsnr"):
+    """DPM-Solver++(2M), multistep second order in x_0 (Lu et al. 2022, Alg. 2)."""
+    grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
+    log_snrs = grid.log_snrs_np
+    step_sizes = log_snrs[1:] - log_snrs[:-1]  # h_i = lambda_{i+1} - lambda_i (inf at the end)
+    # x_{i+1} = (sigma_{i+1} / sigma_i) x_i - alpha_{i+1} (exp(-h_i) - 1) D_i
+    with np.errstate(over="ignore", invalid="ignore"):
+        ratio_x = grid.noise_rates_np[1:] / grid.noise_rates_np[:-1]
+        coef_d = -grid.signal_rates_np[1:] * np.expm1(-step_sizes)
+        # D_i = (1 + 1/(2 r_i)) x0_i - 1/(2 r_i) x0_{i-1}, r_i = h_{i-1} / h_i; the
+        # first step and the final step to sigma = 0 stay first order.
+        half_inverse_r = np.zeros(grid.num_steps)
+        half_inverse_r[1:] = step_sizes[1:] / (2.0 * step_sizes[:-1])
+    half_inverse_r[~np.isfinite(step_sizes)] = 0.0
+    ratio_x, coef_d, half_inverse_r = map(grid.constant, (ratio_x, coef_d, half_inverse_r))
+
+    def update(step, x, previous_x0):
+        # 1. data prediction at lambda_i
+        pred_x0, _ = _evaluate(denoiser, grid, step, x)
+        # 2. second-order combination with the previous data prediction
+        corrected = (1.0 + half_inverse_r[step]) * pred_x0 - half_inverse_r[step] * previous_x0
+        # 3. exponential-integrator update to lambda_{i+1}
+        x = ratio_x[step] * x + coef_d[step] * corrected
+        return x, pred_x0, pred_x0
+
+    return _run(update, tf.zeros_like(x_init, tf.float32), x_init, grid, seed, callback,
+                known, known_mask)
+
+
+def ddim_invert(denoiser, x_0, schedule, num_steps, seed=0, callback=None, *,
+                t_start=None, spacing="logsnr"):
+    """Deterministic DDIM inversion, data -> noise (Song et al. 2021; Mokady et al. 2023).
+
+    Runs the num_steps-step DDIM grid backwards from its last noisy point
+    (t = 0, where x_0 is taken as x_t) up to t_start, so that `sample_ddim`
+    with the same arguments maps the result back to x_0.
+    """
+    grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
+    last = grid.num_steps - 1
+
+    def update(index, x, carry):
+        step = last - index  # from grid point `step` up to `step - 1`
+        # 1. epsilon at the noisier target point's timestep: the DDIM step that
+        #    comes back down evaluates there, so the two errors cancel to first order
+        t = tf.fill([tf.shape(x)[0]], grid.times[step - 1])
+        pred_noise = tf.cast(denoiser(x, t), tf.float32)
+        pred_x0 = (x - grid.noise_rates[step] * pred_noise) / grid.signal_rates[step]
+        # 2. re-noise deterministically to the target point
+        x = grid.signal_rates[step - 1] * pred_x0 + grid.noise_rates[step - 1] * pred_noise
+        return x, carry, pred_x0
+
+    compiled = tf.function(update)
+    x = tf.convert_to_tensor(x_0, tf.float32)
+    for index in range(last):
+        x, _, pred_x0 = compiled(tf.constant(index), x, ())
+        if callback is not None:
+            callback(index, x, pred_x0)
+    return x
+
+
+SAMPLERS = {
+    "ddpm": sample_ddpm,
+    "ddim": sample_ddim,
+    "dpmpp": sample_dpmpp_2m,
+}
+
+
+def get_sampler(name):
+    try:
+        return SAMPLERS[name]
+    except KeyError:
+        raise ValueError(f"unknown sampler {name!r}; choose {', '.join(SAMPLERS)}") from None

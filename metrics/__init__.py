@@ -1,0 +1,1 @@
+"""Objective metrics for generated music (pure numpy/scipy, no TensorFlow)."""
