@@ -1,0 +1,278 @@
+"""Builds (or reuses) the cached tf.data datasets of encoded note segments.
+
+Layout of one cache, `<cache_dir>/midi-<key>/`:
+  train/, test/   tf.data.Dataset.save output; elements {"notes": float32 [seq_len, F]}
+  stats.json      the encoding's statistics (fitted on the train split only)
+  summary.json    what was read, skipped and produced
+
+The key hashes the data parameters and the source files (ids, sizes, mtimes),
+so changing either builds a new cache. A cache is built in a temporary folder
+and renamed into place, so a folder named midi-<key> is always complete.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import time
+from typing import Dict, Iterator, List, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from data import corpora, encodings, midi_io
+from data import notes as notes_lib
+from data import progress as progress_lib
+
+# Bump when the pipeline's output changes for the same inputs.
+FORMAT_VERSION = 1
+DATA_FIELDS = ("dataset", "data_dir", "seq_len", "hop", "programs", "max_beats",
+               "transpose", "encoding", "test_fraction")
+SPLITS = (corpora.TRAIN, corpora.TEST)
+# Segments are encoded and handed to TensorFlow this many at a time, so memory
+# stays bounded by the raw segments, not by their transposed copies.
+_CHUNK = 1024
+
+
+@dataclasses.dataclass
+class PreparedData:
+    train_path: str
+    test_path: str
+    stats: dict
+    encoding: encodings.NoteEncoding
+    summary: dict
+    cache_path: str
+
+    @property
+    def seq_len(self) -> int:
+        return int(self.summary["seq_len"])
+
+    @property
+    def num_features(self) -> int:
+        return int(self.encoding.num_features)
+
+    def num_examples(self, split: str) -> int:
+        return int(self.summary["examples"][split])
+
+    def summary_text(self) -> str:
+        return format_summary(self.summary)
+
+
+def data_parameters(params) -> dict:
+    values = {field: getattr(params, field) for field in DATA_FIELDS}
+    values["programs"] = ",".join(midi_io.normalize_programs(params.programs))
+    return values
+
+
+def cache_key(params, corpus: corpora.Corpus) -> str:
+    """Hash of the data parameters and of every source file's id, size and mtime."""
+    sources = []
+    for piece in corpus.pieces:
+        try:
+            stat = os.stat(piece.midi_path)
+            sources.append([piece.piece_id, piece.split, stat.st_size, stat.st_mtime_ns])
+        except OSError:
+            sources.append([piece.piece_id, piece.split, None, None])
+    description = {"format": FORMAT_VERSION, "params": data_parameters(params),
+                   "sources": sources, "skipped_sources": [list(s) for s in corpus.skipped]}
+    blob = json.dumps(description, sort_keys=True).encode("utf-8")
+    return hashlib.sha1(blob).hexdigest()[:16]
+
+
+def segments_of(piece: np.ndarray, seq_len: int, hop: int) -> List[np.ndarray]:
+    """Windows of `seq_len` notes every `hop` notes; the remainder is dropped.
+
+    Each window's first delta is reset to 0: a segment starts at its first note.
+    """
+    windows = []
+    for start in range(0, len(piece) - seq_len + 1, hop):
+        window = piece[start:start + seq_len].copy()
+        window[0, notes_lib.DELTA] = 0.0
+        windows.append(window)
+    return windows
+
+
+def transpositions(segment: np.ndarray, max_shift: int) -> List[int]:
+    """Shifts in [-max_shift, max_shift] that keep every pitch in 0..127."""
+    low, high = segment[:, notes_lib.PITCH].min(), segment[:, notes_lib.PITCH].max()
+    return [shift for shift in range(-max_shift, max_shift + 1)
+            if low + shift >= 0 and high + shift <= 127]
+
+
+def transposed(segment: np.ndarray, shift: int) -> np.ndarray:
+    if shift == 0:
+        return segment
+    moved = segment.copy()
+    moved[:, notes_lib.PITCH] += shift
+    return moved
+
+
+def prepare(params, progress: bool = True) -> PreparedData:
+    """The prepared datasets for `params`, built on first use."""
+    corpus = corpora.list_pieces(params, progress=progress)
+    cache_path = os.path.join(params.cache_dir, "midi-" + cache_key(params, corpus))
+    if os.path.exists(os.path.join(cache_path, "summary.json")):
+        prepared = _load_prepared(cache_path)
+        prepared.summary["reused"] = True
+        return prepared
+    return _build(params, corpus, cache_path, progress)
+
+
+def load_split(prepared: PreparedData, split: str) -> tf.data.Dataset:
+    """The saved split as a tf.data.Dataset of {"notes": float32 [seq_len, F]}."""
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
+    path = prepared.train_path if split == corpora.TRAIN else prepared.test_path
+    dataset = tf.data.Dataset.load(path)
+    return dataset.apply(tf.data.experimental.assert_cardinality(
+        prepared.num_examples(split)))
+
+
+def _load_prepared(cache_path: str) -> PreparedData:
+    with open(os.path.join(cache_path, "summary.json"), encoding="utf-8") as handle:
+        summary = json.load(handle)
+    with open(os.path.join(cache_path, "stats.json"), encoding="utf-8") as handle:
+        stats = json.load(handle)
+    return PreparedData(
+        train_path=os.path.join(cache_path, corpora.TRAIN),
+        test_path=os.path.join(cache_path, corpora.TEST),
+        stats=stats, encoding=encodings.get_encoding(summary["encoding"], stats),
+        summary=summary, cache_path=cache_path)
+
+
+def _read_segments(params, corpus, progress) -> Tuple[Dict[str, List[np.ndarray]], dict]:
+    """Reads every piece; a file that fails is recorded and skipped."""
+    segments = {split: [] for split in SPLITS}
+    counts = {"pieces": {s: 0 for s in SPLITS}, "notes": {s: 0 for s in SPLITS},
+              "too_short": 0, "read": 0}
+    skipped = [{"file": s.name, "reason": s.reason} for s in corpus.skipped]
+    for piece in progress_lib.bar(corpus.pieces, desc="reading MIDI", enabled=progress):
+        try:
+            notes = midi_io.read_midi(piece.midi_path, params.programs, params.max_beats)
+        except midi_io.MidiReadError as error:
+            skipped.append({"file": piece.piece_id, "reason": error.reason})
+            continue
+        counts["read"] += 1
+        counts["pieces"][piece.split] += 1
+        counts["notes"][piece.split] += len(notes)
+        windows = segments_of(notes, params.seq_len, params.hop)
+        if not windows:
+            counts["too_short"] += 1
+        segments[piece.split].extend(windows)
+    counts["skipped"] = skipped
+    return segments, counts
+
+
+def _encoded_chunks(encoding, segments, order) -> Iterator[np.ndarray]:
+    """Encoded segments in `order` ((segment index, shift) pairs), in chunks."""
+    for begin in range(0, len(order), _CHUNK):
+        yield np.stack([encoding.encode(transposed(segments[i], shift))
+                        for i, shift in order[begin:begin + _CHUNK]])
+
+
+def _save_split(path, encoding, segments, order, seq_len) -> None:
+    spec = tf.TensorSpec([None, seq_len, encoding.num_features], tf.float32)
+    dataset = tf.data.Dataset.from_generator(
+        lambda: ({"notes": chunk} for chunk in _encoded_chunks(encoding, segments, order)),
+        output_signature={"notes": spec}).unbatch()
+    # One shard keeps the saved order when loaded back.
+    dataset.save(path, shard_func=lambda element: tf.constant(0, tf.int64))
+
+
+def _build(params, corpus, cache_path, progress) -> PreparedData:
+    started = time.time()
+    segments, counts = _read_segments(params, corpus, progress)
+    train_order = [(i, shift) for i, segment in enumerate(segments[corpora.TRAIN])
+                   for shift in transpositions(segment, params.transpose)]
+    if not train_order:
+        raise ValueError(
+            f"no training segments of {params.seq_len} notes in dataset "
+            f"{params.dataset!r} ({counts['read']} files read, "
+            f"{len(counts['skipped'])} skipped, {counts['too_short']} too short)")
+    # A fixed shuffle so neighbouring examples are not transpositions of one
+    # segment (shuffle buffers downstream are small); deterministic by design.
+    train_order = [train_order[i] for i in
+                   np.random.default_rng(0).permutation(len(train_order))]
+    test_order = [(i, 0) for i in range(len(segments[corpora.TEST]))]
+
+    encoding = encodings.get_encoding(params.encoding)
+    stats = encoding.fit(transposed(segments[corpora.TRAIN][i], shift)
+                         for i, shift in train_order)
+
+    summary = {
+        "dataset": params.dataset, "data_parameters": data_parameters(params),
+        "encoding": encoding.name, "num_features": encoding.num_features,
+        "seq_len": params.seq_len, "cache_path": cache_path,
+        "files_listed": len(corpus.pieces) + len(corpus.skipped),
+        "files_read": counts["read"], "files_skipped": len(counts["skipped"]),
+        "skipped": counts["skipped"], "pieces": counts["pieces"],
+        "pieces_too_short": counts["too_short"], "notes": counts["notes"],
+        "segments": {s: len(segments[s]) for s in SPLITS},
+        "examples": {corpora.TRAIN: len(train_order), corpora.TEST: len(test_order)},
+        "stats": stats, "format": FORMAT_VERSION,
+    }
+
+    parent = os.path.dirname(os.path.abspath(cache_path))
+    os.makedirs(parent, exist_ok=True)
+    temp_path = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(cache_path) + ".tmp-")
+    os.chmod(temp_path, 0o755)  # mkdtemp is owner-only; the cache is shared
+    try:
+        _save_split(os.path.join(temp_path, corpora.TRAIN), encoding,
+                    segments[corpora.TRAIN], train_order, params.seq_len)
+        _save_split(os.path.join(temp_path, corpora.TEST), encoding,
+                    segments[corpora.TEST], test_order, params.seq_len)
+        summary["build_seconds"] = round(time.time() - started, 1)
+        for name, content in (("stats.json", stats), ("summary.json", summary)):
+            with open(os.path.join(temp_path, name), "w", encoding="utf-8") as handle:
+                json.dump(content, handle, indent=1)
+        try:
+            os.rename(temp_path, cache_path)
+        except OSError:
+            # Another process finished the same cache first; theirs is identical.
+            if not os.path.exists(os.path.join(cache_path, "summary.json")):
+                raise
+    finally:
+        if os.path.exists(temp_path):
+            shutil.rmtree(temp_path, ignore_errors=True)
+    prepared = _load_prepared(cache_path)
+    prepared.summary["reused"] = False
+    return prepared
+
+
+def format_summary(summary: dict, max_skipped_lines: int = 20) -> str:
+    p = summary["data_parameters"]
+    train, test = corpora.TRAIN, corpora.TEST
+    lines = [
+        f"MIDI data {summary['dataset']!r}: programs={p['programs']} seq_len={p['seq_len']} "
+        f"hop={p['hop']} max_beats={p['max_beats']:g} transpose=+-{p['transpose']} "
+        f"encoding={summary['encoding']} test_fraction={p['test_fraction']:g}",
+        f"cache: {summary['cache_path']} ("
+        + ("reused" if summary.get("reused") else
+           f"built in {summary.get('build_seconds', 0):.1f} s") + ")",
+        f"files: {summary['files_listed']} listed, {summary['files_read']} read, "
+        f"{summary['files_skipped']} skipped",
+    ]
+    for entry in summary["skipped"][:max_skipped_lines]:
+        lines.append(f"  skipped {entry['file']}: {entry['reason']}")
+    if len(summary["skipped"]) > max_skipped_lines:
+        lines.append(f"  ... and {len(summary['skipped']) - max_skipped_lines} more "
+                     "(see summary.json)")
+    lines += [
+        f"pieces: {summary['pieces'][train]} train, {summary['pieces'][test]} test; "
+        f"{summary['pieces_too_short']} shorter than {summary['seq_len']} notes (no segment)",
+        f"notes: {summary['notes'][train]:,} train, {summary['notes'][test]:,} test",
+        f"segments of {summary['seq_len']} notes: {summary['segments'][train]:,} train "
+        f"({summary['examples'][train]:,} with transpositions), "
+        f"{summary['segments'][test]:,} test",
+    ]
+    stats = summary["stats"]
+    if "minimum" in stats and "features" in stats:
+        ranges = ", ".join(f"{name} [{lo:.4g}, {hi:.4g}]" for name, lo, hi in
+                           zip(stats["features"], stats["minimum"], stats["maximum"]))
+        lines.append(f"statistics (train split, {summary['encoding']}): {ranges}; "
+                     f"mean velocity {stats.get('mean_velocity', float('nan')):.1f}")
+    else:
+        lines.append(f"statistics (train split): {json.dumps(stats)}")
+    return "\n".join(lines)

@@ -1,0 +1,199 @@
+"""Causal squeeze-excitation U-Net denoiser (Diffusion-Music-Composer layout).
+
+Differences from the published network, each fixing a defect:
+  * every conv, pooling, upsampling, squeeze-excitation and attention is
+    causal along the note axis (the original leaked the future through
+    'same' padding, max-pooling, bilinear upsampling and global SE pooling);
+  * the time embedding is added as one vector per channel, broadcast over
+    notes (the original tiled and reshaped it without transposing, which
+    scattered time features across notes and channels).
+"""
+
+import keras
+from keras import ops
+
+from models.layers import (CausalConvBlock, CausalDownsample, CausalUpsample,
+                           PositionEmbedding, SelfAttentionBlock, TimeEmbedding)
+
+
+@keras.saving.register_keras_serializable(package="music_diffusion")
+class CausalUNet(keras.Model):
+    """Causal 1-D U-Net over a sequence of notes, conditioned on diffusion time.
+
+    Layout: causal input conv (+ learned projection of a sinusoidal note-index
+    encoding); per down stage: causal downsample by 2 -> ConvBlock ->
+    causal self-attention; mid ConvBlocks; per up stage (mirrored): concat
+    skip -> ConvBlock -> causal self-attention -> upsample by 2; then concat
+    the input-level features -> full-resolution ConvBlock -> 1x1 conv.
+
+    The output ConvBlock matters: upsampling repeats each coarse position
+    twice, so without full-resolution processing notes 2j and 2j+1 would get
+    nearly identical predictions.
+
+    Args:
+        features: per-note features of x_t (and of the output).
+        input_channels: channels of the input conv and the output block.
+        input_kernel: kernel of the input conv and the output block.
+        stage_channels: channels of each down stage (up stages mirror them).
+        stage_kernels: conv kernel of each stage, same length as stage_channels.
+        mid_channels: channels of each ConvBlock at the coarsest resolution.
+        mid_kernel: conv kernel of the mid ConvBlocks.
+        attention_heads: heads of every self-attention block.
+        se_ratio: squeeze-excitation reduction ratio.
+        time_dim: width of the diffusion-time embedding.
+        dropout: dropout rate inside ConvBlocks and attention blocks.
+        seq_len: expected number of notes, validated up front when given
+            (the model itself accepts any length divisible by
+            2 ** len(stage_channels)).
+        **kwargs: base `keras.Model` arguments (name, dtype, ...).
+
+    Call arguments:
+        inputs: `[x_t, t]`: x_t float [batch, length, features], t float
+            [batch] diffusion times (may be fractional).
+        training: whether dropout is active.
+
+    Returns:
+        float32 [batch, length, features].
+    """
+
+    def __init__(self, features, input_channels=32, input_kernel=7,
+                 stage_channels=(40, 80, 80), stage_kernels=(5, 5, 3),
+                 mid_channels=(160, 160, 80), mid_kernel=3, attention_heads=2,
+                 se_ratio=16, time_dim=256, dropout=0.0, seq_len=None, **kwargs):
+        # Keep t in float32 at the model boundary (a half-precision t loses
+        # its fractional part); each layer casts its own inputs.
+        kwargs["autocast"] = False
+        super().__init__(**kwargs)
+        self.features = int(features)
+        self.input_channels = int(input_channels)
+        self.input_kernel = int(input_kernel)
+        self.stage_channels = tuple(int(c) for c in stage_channels)
+        self.stage_kernels = tuple(int(k) for k in stage_kernels)
+        self.mid_channels = tuple(int(c) for c in mid_channels)
+        self.mid_kernel = int(mid_kernel)
+        self.attention_heads = int(attention_heads)
+        self.se_ratio = int(se_ratio)
+        self.time_dim = int(time_dim)
+        self.dropout = float(dropout)
+        self.seq_len = None if seq_len is None else int(seq_len)
+
+        if len(self.stage_kernels) != len(self.stage_channels):
+            raise ValueError(
+                f"stage_kernels {self.stage_kernels} must have one entry per stage "
+                f"of stage_channels {self.stage_channels}")
+        if not self.stage_channels:
+            raise ValueError("CausalUNet needs at least one stage in stage_channels")
+        if self.seq_len is not None:
+            self._check_length(self.seq_len)
+
+        policy = self.dtype_policy
+        self.time_embedding = TimeEmbedding(self.time_dim, dtype=policy, name="time_embedding")
+        self.input_conv = keras.layers.Conv1D(self.input_channels, self.input_kernel,
+                                              padding="causal", dtype=policy,
+                                              name="input_conv")
+        self.position_embedding = PositionEmbedding(self.input_channels, dtype=policy,
+                                                    name="position_embedding")
+        self.downsamples, self.down_blocks, self.down_attention = [], [], []
+        for i, (channels, kernel) in enumerate(zip(self.stage_channels, self.stage_kernels)):
+            self.downsamples.append(CausalDownsample(dtype=policy, name=f"down{i}_sample"))
+            self.down_blocks.append(CausalConvBlock(
+                channels, kernel, self.se_ratio, self.dropout, dtype=policy,
+                name=f"down{i}_block"))
+            self.down_attention.append(SelfAttentionBlock(
+                self.attention_heads, dropout=self.dropout, causal=True, dtype=policy,
+                name=f"down{i}_attention"))
+        self.mid_blocks = [
+            CausalConvBlock(channels, self.mid_kernel, self.se_ratio, self.dropout,
+                            dtype=policy, name=f"mid{i}_block")
+            for i, channels in enumerate(self.mid_channels)]
+        # Indexed like the down stages: up_blocks[i] runs at down stage i's
+        # resolution and is applied in reverse order.
+        self.up_blocks, self.up_attention = [], []
+        for i, (channels, kernel) in enumerate(zip(self.stage_channels, self.stage_kernels)):
+            self.up_blocks.append(CausalConvBlock(
+                channels, kernel, self.se_ratio, self.dropout, dtype=policy,
+                name=f"up{i}_block"))
+            self.up_attention.append(SelfAttentionBlock(
+                self.attention_heads, dropout=self.dropout, causal=True, dtype=policy,
+                name=f"up{i}_attention"))
+        self.upsample = CausalUpsample(dtype=policy, name="upsample")
+        self.output_block = CausalConvBlock(self.input_channels, self.input_kernel,
+                                            self.se_ratio, self.dropout, dtype=policy,
+                                            name="output_block")
+        # Small rather than zero: the network starts near "predict 0" (the
+        # mean of epsilon) but gradients reach every earlier layer at once.
+        self.output_projection = keras.layers.Conv1D(
+            self.features, 1, dtype="float32", name="output_projection",
+            kernel_initializer=keras.initializers.VarianceScaling(
+                scale=1e-2, mode="fan_in", distribution="truncated_normal"))
+
+    @property
+    def downsampling_factor(self):
+        return 2 ** len(self.stage_channels)
+
+    def _check_length(self, length):
+        if length is not None and length % self.downsampling_factor:
+            raise ValueError(
+                f"CausalUNet with {len(self.stage_channels)} down stages needs a sequence "
+                f"length divisible by {self.downsampling_factor}; got {length}. Change "
+                f"seq_len or the number of stage_channels.")
+
+    def build(self, input_shape):
+        x_shape, t_shape = input_shape
+        self._check_length(x_shape[1])
+        # A symbolic pass builds every sub-layer with the shapes it really sees.
+        self.call([keras.KerasTensor(tuple(x_shape)), keras.KerasTensor(tuple(t_shape))])
+        self.built = True
+
+    def call(self, inputs, training=None):
+        x_t, t = inputs
+        self._check_length(x_t.shape[1])
+        time_embedding = self.time_embedding(t)
+
+        h = self.input_conv(x_t)
+        h = h + ops.cast(self.position_embedding(h), h.dtype)
+        input_features = h
+
+        skips = []
+        for downsample, block, attention in zip(self.downsamples, self.down_blocks,
+                                                self.down_attention):
+            h = downsample(h)
+            h = block(h, time_embedding, training=training)
+            h = attention(h, training=training)
+            skips.append(h)
+
+        for block in self.mid_blocks:
+            h = block(h, time_embedding, training=training)
+
+        for block, attention, skip in reversed(list(zip(self.up_blocks, self.up_attention,
+                                                       skips))):
+            h = ops.concatenate([h, ops.cast(skip, h.dtype)], axis=-1)
+            h = block(h, time_embedding, training=training)
+            h = attention(h, training=training)
+            h = self.upsample(h)
+
+        h = ops.concatenate([h, ops.cast(input_features, h.dtype)], axis=-1)
+        h = self.output_block(h, time_embedding, training=training)
+        return ops.cast(self.output_projection(h), "float32")
+
+    def compute_output_shape(self, input_shape):
+        x_shape = input_shape[0]
+        return tuple(x_shape[:-1]) + (self.features,)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "features": self.features,
+            "input_channels": self.input_channels,
+            "input_kernel": self.input_kernel,
+            "stage_channels": list(self.stage_channels),
+            "stage_kernels": list(self.stage_kernels),
+            "mid_channels": list(self.mid_channels),
+            "mid_kernel": self.mid_kernel,
+            "attention_heads": self.attention_heads,
+            "se_ratio": self.se_ratio,
+            "time_dim": self.time_dim,
+            "dropout": self.dropout,
+            "seq_len": self.seq_len,
+        })
+        return config

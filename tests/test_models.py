@@ -1,0 +1,382 @@
+"""Tests for the symbolic-domain denoisers (models/)."""
+
+import json
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import params  # noqa: E402
+from models import CausalUNet, TransformerDenoiser, build_model  # noqa: E402
+from models.layers import (CausalConvBlock, CausalDownsample,  # noqa: E402
+                           CausalSqueezeExcitation, CausalUpsample, SelfAttentionBlock)
+
+SEQ_LEN = 128
+FEATURES = 3
+BATCH = 2
+# Where the perturbation starts: right after the first note, an odd note
+# (catches a downsample that leaks note 2j+1 into coarse position j), the
+# middle (the coarsest block boundary) and the very last note.
+CUT_POINTS = (1, 37, 64, 127)
+
+TINY = params.get_preset("midi_tiny")
+
+
+def _inputs(batch=BATCH, length=SEQ_LEN, features=FEATURES, seed=0):
+    rng = np.random.default_rng(seed)
+    x_t = rng.standard_normal((batch, length, features)).astype("float32")
+    t = np.array([3.5, 731.25][:batch] + [500.0] * max(batch - 2, 0), "float32")
+    return x_t, t
+
+
+def _tiny_unet(**overrides):
+    return build_model(TINY.replace(model="causal_unet", **overrides), FEATURES)
+
+
+def _tiny_transformer(**overrides):
+    return build_model(TINY.replace(model="transformer", **overrides), FEATURES)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    keras.utils.set_random_seed(1234)
+
+
+def _built(model):
+    model([*_inputs()])
+    return model
+
+
+# Eager calls of even a tiny U-Net cost a noticeable fraction of a second on a
+# shared CPU, so tests that only read a model share one per module.
+@pytest.fixture(scope="module")
+def unet():
+    keras.utils.set_random_seed(99)
+    return _built(_tiny_unet())
+
+
+@pytest.fixture(scope="module")
+def transformer():
+    keras.utils.set_random_seed(99)
+    return _built(_tiny_transformer())
+
+
+MODEL_FIXTURES = pytest.mark.parametrize("model_name", ["unet", "transformer"])
+
+
+def assert_causal(fn, x, cut_points=CUT_POINTS, atol=1e-5, min_change=1e-5, seed=1):
+    """Asserts fn's output at notes < k ignores inputs at notes >= k.
+
+    For each k, the inputs at notes >= k are replaced by fresh noise: the
+    outputs before k must stay put (causality) and those from k on must move
+    (otherwise an input-ignoring fn would pass trivially).
+    """
+    rng = np.random.default_rng(seed)
+    reference = np.asarray(fn(x))
+    for k in cut_points:
+        perturbed = x.copy()
+        perturbed[:, k:] = rng.standard_normal(perturbed[:, k:].shape).astype(x.dtype)
+        output = np.asarray(fn(perturbed))
+        np.testing.assert_allclose(
+            output[:, :k], reference[:, :k], rtol=0, atol=atol,
+            err_msg=f"outputs before note {k} changed when notes >= {k} changed")
+        change = np.abs(output[:, k:] - reference[:, k:]).max()
+        assert change > min_change, (
+            f"outputs from note {k} on did not react to the perturbation "
+            f"(max change {change:g})")
+
+
+def _params(model):
+    return int(sum(np.prod(w.shape) for w in model.weights))
+
+
+# --- the checker itself ------------------------------------------------------
+
+def test_causality_checker_detects_same_padded_conv():
+    leaky = keras.layers.Conv1D(4, 3, padding="same")
+    x = np.random.default_rng(0).standard_normal((BATCH, SEQ_LEN, 4)).astype("float32")
+    with pytest.raises(AssertionError, match="outputs before note"):
+        assert_causal(leaky, x)
+
+
+def test_causality_checker_detects_bidirectional_attention():
+    leaky = SelfAttentionBlock(num_heads=2, causal=False)
+    x = np.random.default_rng(0).standard_normal((BATCH, SEQ_LEN, 8)).astype("float32")
+    with pytest.raises(AssertionError, match="outputs before note"):
+        assert_causal(lambda v: leaky(v), x)
+
+
+def test_causality_checker_detects_unreactive_function():
+    x = np.random.default_rng(0).standard_normal((BATCH, SEQ_LEN, 4)).astype("float32")
+    with pytest.raises(AssertionError, match="did not react"):
+        assert_causal(lambda v: np.zeros_like(v), x)
+
+
+# --- causal building blocks --------------------------------------------------
+
+def _features(channels=8):
+    return np.random.default_rng(2).standard_normal((BATCH, SEQ_LEN, channels)).astype("float32")
+
+
+def test_causal_squeeze_excitation_is_causal():
+    layer = CausalSqueezeExcitation(ratio=2)
+    assert_causal(lambda v: layer(v), _features())
+
+
+def test_causal_squeeze_excitation_gates_with_running_mean():
+    layer = CausalSqueezeExcitation(ratio=2)
+    x = _features()
+    output = np.asarray(layer(x))
+    running_mean = np.cumsum(x, axis=1) / np.arange(1, SEQ_LEN + 1)[None, :, None]
+    gate = np.asarray(layer.excite(layer.squeeze(running_mean)))
+    np.testing.assert_allclose(output, x * gate, rtol=1e-5, atol=1e-5)
+    assert layer.squeeze.units == 4  # max(8 // 2, min_units=4)
+
+
+def test_downsample_upsample_pair_is_causal():
+    down, up = CausalDownsample(), CausalUpsample()
+    x = _features()
+    assert down(x).shape == (BATCH, SEQ_LEN // 2, 8)
+    assert up(down(x)).shape == x.shape
+    # Fine note 127 reads coarse 63, built from notes <= 126: the pair alone
+    # cannot react to the last note, so the last cut is one earlier.
+    assert_causal(lambda v: up(down(v)), x, cut_points=(1, 37, 64, 126))
+
+
+def test_upsample_repeats_each_coarse_position_twice():
+    coarse = np.arange(2 * 4 * 3, dtype="float32").reshape(2, 4, 3)
+    fine = np.asarray(CausalUpsample()(coarse))
+    np.testing.assert_array_equal(fine[:, 0::2], coarse)
+    np.testing.assert_array_equal(fine[:, 1::2], coarse)
+
+
+def test_conv_block_is_causal():
+    block = CausalConvBlock(channels=12, kernel_size=5, se_ratio=4)
+    time_embedding = np.random.default_rng(3).standard_normal((BATCH, 16)).astype("float32")
+    assert_causal(lambda v: block(v, time_embedding), _features())
+
+
+def test_attention_block_is_causal():
+    block = SelfAttentionBlock(num_heads=2, causal=True)
+    assert_causal(lambda v: block(v), _features())
+
+
+# --- whole models -------------------------------------------------------------
+
+@MODEL_FIXTURES
+def test_output_shape_and_dtype(model_name, request):
+    model = request.getfixturevalue(model_name)
+    x_t, t = _inputs()
+    output = model([x_t, t], training=False)
+    assert tuple(output.shape) == (BATCH, SEQ_LEN, FEATURES)
+    assert output.dtype == tf.float32
+    assert np.isfinite(np.asarray(output)).all()
+
+
+def test_unet_handles_other_feature_counts():
+    features = 4
+    model = build_model(TINY, features)
+    x_t, t = _inputs(features=features)
+    assert tuple(model([x_t, t]).shape) == (BATCH, SEQ_LEN, features)
+
+
+def test_build_model_picks_the_named_class():
+    assert isinstance(_tiny_unet(), CausalUNet)
+    assert isinstance(_tiny_transformer(), TransformerDenoiser)
+    assert _tiny_transformer(causal=False).causal is False
+
+
+def test_build_model_rejects_unknown_model():
+    with pytest.raises(ValueError, match="unknown model 'wavenet'"):
+        build_model(TINY.replace(model="wavenet"), FEATURES)
+
+
+def test_unet_rejects_indivisible_length():
+    with pytest.raises(ValueError, match="divisible by 4"):
+        _tiny_unet(seq_len=130)
+    model = _tiny_unet(seq_len=None)
+    x_t, t = _inputs(length=130)
+    with pytest.raises(ValueError, match="divisible by 4"):
+        model([x_t, t])
+
+
+def test_unet_rejects_mismatched_stage_kernels():
+    with pytest.raises(ValueError, match="one entry per stage"):
+        CausalUNet(FEATURES, stage_channels=(8, 8), stage_kernels=(3,))
+
+
+def test_causal_unet_is_causal(unet):
+    model = unet
+    x_t, t = _inputs()
+    assert_causal(lambda v: model([v, t], training=False), x_t)
+
+
+def test_causal_transformer_is_causal(transformer):
+    model = transformer
+    assert model.causal
+    x_t, t = _inputs()
+    assert_causal(lambda v: model([v, t], training=False), x_t)
+
+
+def test_bidirectional_transformer_is_not_causal():
+    model = _tiny_transformer(causal=False)
+    x_t, t = _inputs()
+    with pytest.raises(AssertionError, match="outputs before note"):
+        assert_causal(lambda v: model([v, t], training=False), x_t)
+
+
+@MODEL_FIXTURES
+def test_config_round_trip(model_name, request):
+    model = request.getfixturevalue(model_name)
+    x_t, t = _inputs()
+    expected = np.asarray(model([x_t, t]))
+    config = model.get_config()
+    json.dumps(config)  # exported next to the weights: must be plain JSON
+    clone = model.__class__.from_config(config)
+    clone.build([(None, SEQ_LEN, FEATURES), (None,)])
+    assert _params(clone) == _params(model)
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(np.asarray(clone([x_t, t])), expected, rtol=0, atol=1e-6)
+    assert clone.get_config() == config
+
+
+@MODEL_FIXTURES
+def test_keras_file_round_trip(model_name, request, tmp_path):
+    model = request.getfixturevalue(model_name)
+    x_t, t = _inputs()
+    path = str(tmp_path / "denoiser.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)  # found via the registered names
+    assert type(restored) is type(model)
+    np.testing.assert_allclose(np.asarray(restored([x_t, t])), np.asarray(model([x_t, t])),
+                               rtol=0, atol=1e-6)
+
+
+@MODEL_FIXTURES
+def test_time_conditions_the_output(model_name, request):
+    model = request.getfixturevalue(model_name)
+    x_t, _ = _inputs()
+    outputs = [np.asarray(model([x_t, np.full((BATCH,), t, "float32")]))
+               for t in (10.0, 10.5, 900.0)]
+    # Fractional times (as DDIM/DPM-Solver use) give their own output.
+    assert np.abs(outputs[0] - outputs[1]).max() > 1e-6
+    assert np.abs(outputs[0] - outputs[2]).max() > 1e-4
+
+
+def test_unet_time_projection_is_one_vector_per_channel(unet):
+    model = unet
+    _, t = _inputs()
+    time_embedding = model.time_embedding(t)
+    assert tuple(time_embedding.shape) == (BATCH, TINY.time_dim)
+    blocks = model.down_blocks + model.mid_blocks + model.up_blocks + [model.output_block]
+    for block in blocks:
+        projected = block.project_time(time_embedding)
+        assert tuple(projected.shape) == (BATCH, 1, block.channels), block.name
+
+
+def test_unet_time_shift_is_constant_over_notes():
+    # Before the first LayerNorm, changing t must move every note by the same
+    # per-channel vector (the original tiled-and-reshaped embedding did not).
+    block = CausalConvBlock(channels=12, kernel_size=3)
+    x = _features()
+    rng = np.random.default_rng(4)
+    temb_a, temb_b = (rng.standard_normal((BATCH, 16)).astype("float32") for _ in range(2))
+    block(x, temb_a)
+    pre_norm = [np.asarray(block.conv1(x) + block.project_time(e)) for e in (temb_a, temb_b)]
+    shift = pre_norm[1] - pre_norm[0]
+    np.testing.assert_allclose(shift, np.broadcast_to(shift[:, :1], shift.shape), atol=1e-5)
+    assert np.abs(shift).max() > 1e-3
+
+
+@pytest.mark.parametrize("make_model", [_tiny_unet, _tiny_transformer],
+                         ids=["causal_unet", "transformer"])
+def test_runs_in_tf_function_under_distribution_strategy(make_model):
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    x_t, t = _inputs()
+    with strategy.scope():
+        model = make_model()
+        model([x_t, t])
+        optimizer = keras.optimizers.Adam(1e-3)
+    expected = np.asarray(model([x_t, t], training=False))
+
+    # Unknown batch and length, as when a sampler traces one graph for all.
+    predict = tf.function(
+        lambda x, times: strategy.run(lambda a, b: model([a, b], training=False),
+                                      args=(x, times)),
+        input_signature=[tf.TensorSpec([None, None, FEATURES], tf.float32),
+                         tf.TensorSpec([None], tf.float32)])
+    np.testing.assert_allclose(np.asarray(predict(x_t, t)), expected, rtol=0, atol=1e-5)
+
+    def train_step(x, times):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.square(model([x, times], training=True) - x))
+        grads = tape.gradient(loss, model.trainable_variables)
+        assert all(g is not None for g in grads)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    # Tracing a whole training-step graph takes tens of seconds on a small
+    # CPU, so the step itself runs eagerly.
+    assert np.isfinite(float(strategy.run(train_step, args=(x_t, t))))
+    assert np.abs(np.asarray(model([x_t, t], training=False)) - expected).max() > 0
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16", "mixed_bfloat16"])
+@MODEL_FIXTURES
+def test_mixed_precision_outputs_float32(model_name, policy, request):
+    reference_model = request.getfixturevalue(model_name)
+    x_t, t = _inputs()
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(policy)
+    try:
+        # Without its recorded float32 "dtype" the config picks up the policy.
+        config = {k: v for k, v in reference_model.get_config().items() if k != "dtype"}
+        model = reference_model.__class__.from_config(config)
+        model([x_t, t])
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert model.compute_dtype == policy.split("_")[1]
+    assert all(w.dtype == "float32" for w in model.weights)
+    model.set_weights(reference_model.get_weights())
+    output = model([x_t, t])
+    assert output.dtype == tf.float32
+    output = np.asarray(output)
+    assert np.isfinite(output).all()
+    # Same float32 weights: only half-precision rounding separates the runs.
+    reference = np.asarray(reference_model([x_t, t]))
+    assert np.abs(output - reference).max() < 0.05 * np.abs(reference).max()
+    # t = 731.25 has no float16 representation (spacing 0.5 there): if t
+    # were autocast, the quarter step would vanish from the output.
+    nudged = np.asarray(model([x_t, t - np.float32(0.25)]))
+    assert np.abs(nudged - output).max() > 0
+
+
+# --- parameter budgets ----------------------------------------------------------
+
+def _count(preset_name):
+    model = build_model(params.get_preset(preset_name), FEATURES)
+    x_t, t = _inputs(batch=1)
+    model([x_t, t])
+    return model.count_params()
+
+
+def test_paper_parameter_count():
+    n = _count("midi_paper")
+    print(f"midi_paper: {n:,} parameters")
+    assert 10_000_000 <= n <= 14_000_000
+
+
+def test_cpu_parameter_count():
+    n = _count("midi_cpu")
+    print(f"midi_cpu: {n:,} parameters")
+    assert 1_000_000 <= n <= 2_000_000
+
+
+def test_transformer_parameter_count():
+    n = _count("midi_transformer")
+    print(f"midi_transformer: {n:,} parameters")
+    assert 500_000 <= n <= 3_000_000

@@ -1,0 +1,95 @@
+"""Trains a diffusion model on music.
+
+  python train.py                                # Bach chorales, CPU default preset
+  python train.py --data_dir=DIR --dataset=folder --model_dir=runs/mine
+  python train.py --prepare_only                 # build the data cache and stop
+  python train.py --export=weights/midi          # export the EMA weights when done
+
+Every field of params.py is a flag (--preset picks the starting values). A run
+resumes when --model_dir already holds a checkpoint.
+"""
+
+import os
+import shutil
+import sys
+import time
+
+from absl import app, flags
+
+import params as params_lib
+
+params_lib.define_flags()
+flags.DEFINE_string("model_dir", None, "checkpoints and TensorBoard logs "
+                    "(default runs/<preset>)")
+flags.DEFINE_boolean("prepare_only", False, "build the dataset cache, print its summary, stop")
+flags.DEFINE_string("export", None, "write the EMA weights folder here after training")
+flags.DEFINE_boolean("overwrite", False, "start --model_dir afresh / replace --export")
+flags.DEFINE_float("max_minutes", None, "stop (with a checkpoint) after this many minutes")
+flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored"],
+                  "tf.distribute strategy; auto = mirrored when several GPUs are visible")
+flags.DEFINE_boolean("progress", True, "show progress bars")
+FLAGS = flags.FLAGS
+
+
+def choose_strategy(name):
+    import tensorflow as tf
+    gpus = tf.config.list_logical_devices("GPU")
+    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
+        return tf.distribute.MirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def main(argv):
+    del argv
+    params = params_lib.from_flags()
+    if params.domain != "midi":
+        raise app.UsageError(f"--domain={params.domain}: only the midi domain is "
+                             "implemented so far")
+    from data import midi_dataset
+
+    prepared = midi_dataset.prepare(params, progress=FLAGS.progress)
+    print(prepared.summary_text())
+    if FLAGS.prepare_only:
+        return 0
+
+    from training import pipeline, trainer as trainer_lib, weights
+
+    model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.preset)
+    if FLAGS.overwrite and os.path.isdir(model_dir):
+        shutil.rmtree(model_dir)
+    if FLAGS.export and os.path.exists(FLAGS.export) and not FLAGS.overwrite:
+        raise app.UsageError(f"{FLAGS.export} already exists; pass --overwrite to replace it")
+
+    strategy = choose_strategy(FLAGS.strategy)
+    trainer = trainer_lib.Trainer(params, prepared.num_features, model_dir, strategy)
+    print(f"model: {params.model}, {trainer.model.count_params():,} parameters; "
+          f"replicas: {strategy.num_replicas_in_sync}; model_dir: {model_dir}")
+    trainer.attach(midi_dataset.load_split(prepared, "train"))
+    if trainer.restore_or_start():
+        print(f"resumed from step {int(trainer.step.numpy())}")
+    held_out = pipeline.held_out_batches(
+        midi_dataset.load_split(prepared, "test"), params.seed, params.timesteps,
+        params.batch_size, params.eval_batches)
+    max_seconds = None if FLAGS.max_minutes is None else FLAGS.max_minutes * 60
+    started = time.time()
+    result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress)
+    print(f"stopped at step {result.step} after {result.seconds / 60:.1f} min; "
+          f"loss {result.last_loss:.4f}; held-out {result.eval_losses}")
+    if FLAGS.export:
+        metadata = {
+            "step": result.step, "train_minutes_this_run": (time.time() - started) / 60,
+            "eval_losses": result.eval_losses, "parameters": trainer.model.count_params(),
+            "data": {k: prepared.summary.get(k) for k in
+                     ("files_read", "examples", "notes", "cache_path") if k in prepared.summary},
+        }
+        out = weights.export(FLAGS.export, params, prepared.encoding, trainer.ema_model,
+                             metadata, overwrite=FLAGS.overwrite)
+        print(f"exported EMA weights to {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        app.run(main)
+    except (ValueError, FileExistsError) as error:
+        sys.exit(f"error: {error}")

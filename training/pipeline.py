@@ -1,0 +1,50 @@
+"""Input pipelines that carry each example's diffusion randomness with it.
+
+The timestep t and the noise of an example are drawn with stateless ops from
+(seed, the example's position in the stream). So they depend neither on how the
+global batch is split across replicas nor on when the run was interrupted: a
+restored iterator replays exactly the examples, timesteps and noise that an
+uninterrupted run would have seen.
+"""
+
+import tensorflow as tf
+
+AUTOTUNE = tf.data.AUTOTUNE
+# The held-out stream uses its own seed so it never shares noise with training.
+_EVAL_SEED_OFFSET = 1_000_003
+
+
+def _with_randomness(seed, num_timesteps, key):
+    def add(index, element):
+        base = tf.stack([tf.cast(seed, tf.int64), tf.cast(index, tf.int64)])
+        x_0 = element[key]
+        t = tf.random.stateless_uniform([], base, 0, num_timesteps, tf.int32)
+        noise_seed = tf.random.experimental.stateless_fold_in(base, 1)
+        noise = tf.random.stateless_normal(tf.shape(x_0), noise_seed, dtype=x_0.dtype)
+        return {"x_0": x_0, "t": t, "noise": noise}
+    return add
+
+
+def training_stream(dataset, seed, num_timesteps, global_batch, key="notes",
+                    shuffle_buffer=10000, fixed_batches=0):
+    """Shuffled, repeated batches of {x_0, t, noise}; infinite.
+
+    fixed_batches > 0 keeps only the first N batches of one shuffled pass, with
+    their t and noise, and repeats them (the overfit sanity check).
+    """
+    dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if fixed_batches:
+        dataset = dataset.take(fixed_batches * global_batch).enumerate()
+        dataset = dataset.map(_with_randomness(seed, num_timesteps, key)).cache().repeat()
+    else:
+        dataset = dataset.repeat().enumerate()
+        dataset = dataset.map(_with_randomness(seed, num_timesteps, key),
+                              num_parallel_calls=AUTOTUNE, deterministic=True)
+    return dataset.batch(global_batch, drop_remainder=True).prefetch(AUTOTUNE)
+
+
+def held_out_batches(dataset, seed, num_timesteps, global_batch, num_batches, key="notes"):
+    """A fixed, cached set of held-out batches (same t and noise every evaluation)."""
+    dataset = dataset.take(num_batches * global_batch).enumerate()
+    dataset = dataset.map(_with_randomness(seed + _EVAL_SEED_OFFSET, num_timesteps, key))
+    return dataset.batch(global_batch, drop_remainder=False).cache()
