@@ -48,22 +48,17 @@ def check_free(paths, overwrite):
 
 def sample_pieces(loaded, n, sampler_name, steps, seed, progress=True):
     """Runs the sampler and decodes n note arrays."""
-    import tensorflow as tf
     from tqdm import tqdm
 
-    from diffusion import samplers, schedules
+    from training import sampling
 
-    params = loaded.params
-    schedule = schedules.get_schedule(params.schedule, params.timesteps)
-    denoiser = samplers.epsilon_denoiser(loaded.model, schedule, params.prediction)
-    x_init = tf.random.stateless_normal(
-        [n, params.seq_len, loaded.encoding.num_features], [seed, 0])
     bar = tqdm(total=steps, desc=f"{sampler_name} x{n}", unit="step", disable=not progress,
                dynamic_ncols=True)
-    x_0 = samplers.get_sampler(sampler_name)(
-        denoiser, x_init, schedule, steps, seed, callback=lambda *_: bar.update(1))
+    features = sampling.sample_features(
+        loaded.model, loaded.params, loaded.encoding.num_features, n, sampler_name, steps,
+        seed, callback=lambda *_: bar.update(1))
     bar.close()
-    return [loaded.encoding.decode(features) for features in x_0.numpy()]
+    return [loaded.encoding.decode(piece) for piece in features]
 
 
 def main(argv):
@@ -74,14 +69,13 @@ def main(argv):
     check_free(paths, FLAGS.overwrite)
 
     from data import midi_io, render
-    from training import weights
+    from training import sampling, weights
 
     weights_dir = FLAGS.weights or os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                 "weights", FLAGS.domain)
     loaded = weights.load(weights_dir)
     sampler_name = FLAGS.sampler or loaded.params.sampler
-    steps = FLAGS.steps or (loaded.params.timesteps if sampler_name == "ddpm"
-                            else loaded.params.sample_steps)
+    steps = FLAGS.steps or sampling.default_steps(loaded.params, sampler_name)
     started = time.time()
     pieces = sample_pieces(loaded, FLAGS.n, sampler_name, steps, FLAGS.seed, FLAGS.progress)
     sampling_seconds = time.time() - started

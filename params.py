@@ -51,6 +51,10 @@ class Params:
     prediction: str = "epsilon"  # epsilon | v
     sampler: str = "dpmpp"  # ddpm | ddim | dpmpp
     sample_steps: int = 20
+    self_condition: bool = False  # feed the previous x_0 estimate back (Chen et al. 2022)
+    loss_weighting: str = "none"  # none | min_snr (Hang et al. 2023)
+    min_snr_gamma: float = 5.0
+    clip_x0: float = 0.0  # clip x_0 estimates to [-clip_x0, clip_x0] when sampling (0: off)
 
     # --- training -------------------------------------------------------
     batch_size: int = 32
@@ -65,6 +69,7 @@ class Params:
     eval_every: int = 1000
     ckpt_every: int = 1000
     eval_batches: int = 8
+    overfit_batches: int = 0  # >0: train on this many fixed batches (sanity check)
 
     def replace(self, **changes) -> "Params":
         return dataclasses.replace(self, **changes)

@@ -46,7 +46,9 @@ def from_config(config: dict) -> "NoteEncoding":
 
 class NoteEncoding:
     """Interface. Subclasses set `name` and `num_features` and implement
-    `_compute_stats`, `_encode` and `_decode`."""
+    `_compute_stats`, `_encode` and `_decode`. Where the width depends on the
+    statistics (vocabulary sizes), `num_features` is a property that raises
+    ValueError until the encoding is fitted."""
 
     name: str = ""
     num_features: int = 0
@@ -72,7 +74,13 @@ class NoteEncoding:
         return self._decode(features)
 
     def get_config(self) -> dict:
-        return {"name": self.name, "num_features": self.num_features, "stats": self.stats}
+        # Some encodings' width depends on their statistics (vocabulary sizes):
+        # an unfitted one reports None.
+        try:
+            num_features = self.num_features
+        except ValueError:
+            num_features = None
+        return {"name": self.name, "num_features": num_features, "stats": self.stats}
 
     def _require_stats(self):
         if self.stats is None:
@@ -177,3 +185,389 @@ class SeedLog(_MinMaxTriples):
 
     def _midi_pitch(self, pitch_feature):
         return pitch_feature
+
+
+# --- exactly decodable encodings --------------------------------------------
+#
+# The seed's min-max scaled triples ask the model for +-0.015 precision: a
+# semitone is 0.033 units and common durations sit 0.03 apart (REFERENCE.md
+# section 7). The encodings below put pitch, duration and onset gap on a
+# finite grid fitted on the training split and decode by argmax, threshold or
+# snapping, so ANY real-valued array (noisy, out of range) decodes to valid
+# notes and errors smaller than half a grid step vanish.
+
+# Rhythm values are counted on a grid of 1/48 beat (covers 1/16 notes, triplets
+# and sextuplets); a value below 1/96 beat rounds to 0 (an onset gap of 0 is a
+# chord note; durations are at least one grid step).
+RHYTHM_GRID = 48
+MAX_DURATION_CLASSES = 16
+MAX_DELTA_CLASSES = 16
+
+
+def _velocity(stats) -> float:
+    velocity = stats.get("mean_velocity", DEFAULT_VELOCITY)
+    if velocity is None or math.isnan(velocity):
+        velocity = DEFAULT_VELOCITY
+    return float(round(velocity))
+
+
+def quantize_rhythm(values) -> np.ndarray:
+    """Values (beats) rounded to the 1/RHYTHM_GRID beat grid, at least 0."""
+    values = np.nan_to_num(np.asarray(values, np.float64), nan=0.0, posinf=0.0, neginf=0.0)
+    return np.round(np.maximum(values, 0.0) * RHYTHM_GRID) / RHYTHM_GRID
+
+
+def rhythm_vocabulary(values, max_classes: int, include_zero: bool) -> list:
+    """The distinct grid values of `values`, most frequent first (ties: the
+    smaller value), capped at `max_classes`, returned sorted ascending.
+
+    With include_zero (onset gaps) 0 is always an entry; without it (durations)
+    values are at least one grid step, so 0 never is.
+    """
+    quantized = quantize_rhythm(values)
+    if not include_zero:
+        quantized = np.maximum(quantized, 1.0 / RHYTHM_GRID)
+    grid, counts = np.unique(np.round(quantized * RHYTHM_GRID).astype(np.int64),
+                             return_counts=True)
+    ranked = [int(g) for g, _ in sorted(zip(grid, counts), key=lambda gc: (-gc[1], gc[0]))]
+    if include_zero:
+        ranked = [0] + [g for g in ranked if g != 0][:max(max_classes - 1, 0)]
+    else:
+        ranked = ranked[:max_classes]
+    return sorted(g / RHYTHM_GRID for g in ranked)
+
+
+def vocabulary_index(values, vocabulary) -> np.ndarray:
+    """Index into the ascending `vocabulary` of the entry nearest each value.
+
+    Values are first rounded to the 1/RHYTHM_GRID grid. Nearness is measured in
+    log2 space (0.375 maps to 0.5, not 0.25, among {0.25, 0.5}); a value that
+    rounds to 0 maps to the vocabulary's 0 if it has one (onset gaps: chords),
+    else to its smallest entry, and 0 is never the nearest entry of a nonzero
+    value (unless the vocabulary holds nothing else).
+    """
+    vocabulary = np.asarray(vocabulary, np.float64)
+    quantized = quantize_rhythm(values).reshape(-1)
+    positive = np.flatnonzero(vocabulary > 0)
+    index = np.zeros(len(quantized), np.int64)
+    if len(positive) == 0 or len(quantized) == 0:
+        return index
+    is_zero = quantized <= 0
+    has_zero = vocabulary[0] <= 0
+    safe = np.where(is_zero, vocabulary[positive[0]], quantized)
+    distance = np.abs(np.log2(safe)[:, None] - np.log2(vocabulary[positive])[None, :])
+    index = positive[np.argmin(distance, axis=1)]
+    if has_zero:
+        index[is_zero] = 0
+    return index
+
+
+def snap_log2(log_values, vocabulary) -> np.ndarray:
+    """The nonzero vocabulary entry nearest each log2 value (0 if none)."""
+    vocabulary = np.asarray(vocabulary, np.float64)
+    positive = vocabulary[vocabulary > 0]
+    log_values = np.nan_to_num(np.asarray(log_values, np.float64).reshape(-1),
+                               nan=0.0, posinf=1e6, neginf=-1e6)
+    if len(positive) == 0:
+        return np.zeros(len(log_values))
+    distance = np.abs(log_values[:, None] - np.log2(positive)[None, :])
+    return positive[np.argmin(distance, axis=1)]
+
+
+def _gray(index: np.ndarray) -> np.ndarray:
+    return index ^ (index >> 1)
+
+
+def _from_gray(gray: np.ndarray) -> np.ndarray:
+    index = gray.copy()
+    shift = gray >> 1
+    while shift.any():
+        index ^= shift
+        shift >>= 1
+    return index
+
+
+def _bits_needed(num_values: int) -> int:
+    return max(1, int(math.ceil(math.log2(max(num_values, 1)))))
+
+
+def _to_bits(index: np.ndarray, num_bits: int) -> np.ndarray:
+    """Gray code of each index as num_bits values in {-1, +1}, most significant first."""
+    gray = _gray(np.asarray(index, np.int64))
+    shifts = np.arange(num_bits - 1, -1, -1)
+    return ((gray[:, None] >> shifts[None, :]) & 1) * 2.0 - 1.0
+
+
+def _from_bits(features: np.ndarray, num_values: int) -> np.ndarray:
+    """Inverse of _to_bits: threshold at 0, Gray-decode, clip to num_values - 1."""
+    num_bits = features.shape[1]
+    bits = (np.nan_to_num(features) > 0).astype(np.int64)
+    gray = (bits << np.arange(num_bits - 1, -1, -1)[None, :]).sum(axis=1)
+    return np.minimum(_from_gray(gray), num_values - 1)
+
+
+def _one_hot(index: np.ndarray, size: int) -> np.ndarray:
+    """+1 at `index`, -1 elsewhere (the analog-bits scaling of a one-hot vector)."""
+    out = -np.ones((len(index), size))
+    out[np.arange(len(index)), index] = 1.0
+    return out
+
+
+def _argmax(features: np.ndarray) -> np.ndarray:
+    return np.argmax(np.nan_to_num(features, nan=-np.inf), axis=1)
+
+
+class _RhythmVocabularyEncoding(NoteEncoding):
+    """Shared statistics: the training split's pitch range, mean velocity and
+    duration / onset-gap vocabularies (see rhythm_vocabulary), all in JSON.
+
+    Velocity is not modelled: decoding uses the training mean velocity.
+    """
+
+    max_duration_classes = MAX_DURATION_CLASSES
+    max_delta_classes = MAX_DELTA_CLASSES
+
+    def _compute_stats(self, note_arrays):
+        stacked = np.concatenate(note_arrays) if note_arrays else notes_lib.empty()
+        if len(stacked) == 0:
+            raise ValueError(f"cannot fit encoding {self.name!r}: no notes")
+        pitch = stacked[:, notes_lib.PITCH]
+        durations = stacked[:, notes_lib.DURATION]
+        deltas = stacked[:, notes_lib.DELTA]
+        duration_vocabulary = rhythm_vocabulary(durations, self.max_duration_classes, False)
+        delta_vocabulary = rhythm_vocabulary(deltas, self.max_delta_classes, True)
+        stats = {
+            "encoding": self.name,
+            "min_pitch": int(np.round(pitch.min())),
+            "max_pitch": int(np.round(pitch.max())),
+            "duration_vocabulary": duration_vocabulary,
+            "delta_vocabulary": delta_vocabulary,
+            "rhythm_grid": RHYTHM_GRID,
+            # Share of the training notes whose value is a vocabulary entry.
+            "duration_coverage": _coverage(durations, duration_vocabulary),
+            "delta_coverage": _coverage(deltas, delta_vocabulary),
+            "mean_velocity": float(stacked[:, notes_lib.VELOCITY].mean()),
+            "num_notes": int(len(stacked)),
+        }
+        stats.update(self._extra_stats(stacked, stats))
+        return stats
+
+    def _extra_stats(self, stacked, stats) -> dict:
+        return {}
+
+    @property
+    def num_features(self) -> int:
+        self._require_stats()
+        return int(sum(self._group_sizes()))
+
+    def _group_sizes(self):
+        raise NotImplementedError
+
+    # Shortcuts to the fitted statistics.
+    @property
+    def _durations(self) -> np.ndarray:
+        return np.asarray(self.stats["duration_vocabulary"], np.float64)
+
+    @property
+    def _deltas(self) -> np.ndarray:
+        return np.asarray(self.stats["delta_vocabulary"], np.float64)
+
+    @property
+    def _num_pitches(self) -> int:
+        return int(self.stats["max_pitch"]) - int(self.stats["min_pitch"]) + 1
+
+    def _split(self, features):
+        bounds = np.cumsum(self._group_sizes())[:-1]
+        return np.split(features, bounds, axis=1)
+
+    def _notes(self, pitch, duration, delta):
+        pitch = np.clip(np.round(np.asarray(pitch, np.float64)), 0, 127)
+        return np.stack([pitch, duration, delta, np.full(len(pitch), _velocity(self.stats))],
+                        axis=1).reshape(-1, notes_lib.NUM_COLUMNS)
+
+
+def _coverage(values, vocabulary) -> float:
+    values = np.asarray(values, np.float64)
+    if len(values) == 0:
+        return 1.0
+    vocabulary = np.asarray(vocabulary, np.float64)
+    exact = np.isclose(values[:, None], vocabulary[None, :], rtol=0.0, atol=1e-9).any(axis=1)
+    return float(exact.mean())
+
+
+@register_encoding
+class OneHot(_RhythmVocabularyEncoding):
+    """One-hot classes scaled to {-1, +1}, decoded by argmax per group.
+
+    The "analog bits" convention of Chen, Zhang & Hinton 2022 (Analog Bits:
+    Generating Discrete Data using Diffusion Models with Self-Conditioning,
+    arXiv:2208.04202), applied to one-hot codes, as in their one-hot baseline;
+    argmax decoding of a continuous relaxation follows Hoogeboom et al. 2021
+    (Argmax Flows and Multinomial Diffusion). Feature layout, in order:
+
+      [0, 12)          pitch class (pitch % 12), one-hot
+      next O           octave (pitch // 12) over the training split's octaves
+                       min_pitch // 12 .. max_pitch // 12, one-hot
+      next D           duration class over stats["duration_vocabulary"], one-hot
+      next G           onset-gap class over stats["delta_vocabulary"], one-hot
+
+    Hot entries are +1, the others -1 (float32). Encoding maps pitches outside
+    the training octaves to the nearest one and rhythm values to the nearest
+    vocabulary entry in log2 space (vocabulary_index). Decoding takes the
+    argmax of each group; a pitch outside 0..127 is clipped. Bach chorales with
+    +-5 transposition: 12 + 6 + 16 + 12 = 46 features.
+    """
+
+    name = "onehot"
+
+    @property
+    def _min_octave(self) -> int:
+        return int(self.stats["min_pitch"]) // 12
+
+    @property
+    def _num_octaves(self) -> int:
+        return int(self.stats["max_pitch"]) // 12 - self._min_octave + 1
+
+    def _group_sizes(self):
+        return [12, self._num_octaves, len(self._durations), len(self._deltas)]
+
+    def _encode(self, piece):
+        pitch = np.round(piece[:, notes_lib.PITCH]).astype(np.int64)
+        octave = np.clip(pitch // 12 - self._min_octave, 0, self._num_octaves - 1)
+        return np.concatenate([
+            _one_hot(pitch % 12, 12),
+            _one_hot(octave, self._num_octaves),
+            _one_hot(vocabulary_index(piece[:, notes_lib.DURATION], self._durations),
+                     len(self._durations)),
+            _one_hot(vocabulary_index(piece[:, notes_lib.DELTA], self._deltas),
+                     len(self._deltas)),
+        ], axis=1).reshape(len(piece), self.num_features)
+
+    def _decode(self, features):
+        pitch_class, octave, duration, delta = self._split(features)
+        pitch = 12 * (self._min_octave + _argmax(octave)) + _argmax(pitch_class)
+        return self._notes(pitch, self._durations[_argmax(duration)],
+                           self._deltas[_argmax(delta)])
+
+
+@register_encoding
+class AnalogBits(_RhythmVocabularyEncoding):
+    """Analog bits (Chen, Zhang & Hinton 2022, arXiv:2208.04202): each discrete
+    index is written as binary digits in {-1, +1}, decoded by thresholding at 0.
+
+    Indices are written in reflected binary Gray code (index ^ (index >> 1)),
+    most significant bit first, so neighbouring pitches / neighbouring
+    vocabulary entries differ in exactly one bit. Feature layout, in order:
+
+      [0, P)     pitch index (pitch - min_pitch), P = ceil(log2(pitch range)) bits
+      next B     duration class (index into stats["duration_vocabulary"], ascending)
+      next C     onset-gap class (index into stats["delta_vocabulary"], ascending)
+
+    Each group has at least 1 bit. Encoding clips pitches to the training range
+    and maps rhythm values to the nearest vocabulary entry in log2 space;
+    decoding clips an index past the end of its range to the last entry. Bach
+    chorales with +-5 transposition: 6 + 4 + 4 = 14 features.
+    """
+
+    name = "analog_bits"
+
+    def _group_sizes(self):
+        return [_bits_needed(self._num_pitches), _bits_needed(len(self._durations)),
+                _bits_needed(len(self._deltas))]
+
+    def _encode(self, piece):
+        pitch_bits, duration_bits, delta_bits = self._group_sizes()
+        pitch_index = np.clip(np.round(piece[:, notes_lib.PITCH]).astype(np.int64)
+                              - int(self.stats["min_pitch"]), 0, self._num_pitches - 1)
+        return np.concatenate([
+            _to_bits(pitch_index, pitch_bits),
+            _to_bits(vocabulary_index(piece[:, notes_lib.DURATION], self._durations),
+                     duration_bits),
+            _to_bits(vocabulary_index(piece[:, notes_lib.DELTA], self._deltas), delta_bits),
+        ], axis=1).reshape(len(piece), self.num_features)
+
+    def _decode(self, features):
+        pitch, duration, delta = self._split(features)
+        return self._notes(int(self.stats["min_pitch"]) + _from_bits(pitch, self._num_pitches),
+                           self._durations[_from_bits(duration, len(self._durations))],
+                           self._deltas[_from_bits(delta, len(self._deltas))])
+
+
+def _robust_center_scale(values, minimum_scale: float):
+    """Center and half-width of the 1st..99th percentile range of `values`
+    (so the central 98% of the training values lie in [-1, 1]); a half-width
+    below `minimum_scale` is raised to it."""
+    values = np.asarray(values, np.float64)
+    if len(values) == 0:
+        return 0.0, float(minimum_scale)
+    low, high = np.percentile(values, [1.0, 99.0])
+    return float((low + high) / 2.0), float(max((high - low) / 2.0, minimum_scale))
+
+
+@register_encoding
+class LogGrid(_RhythmVocabularyEncoding):
+    """Continuous features on robust scales, snapped to the grid on decoding.
+
+    Log-time features as in event-based music encodings (e.g. the log-spaced
+    time shifts of Oore et al. 2018, This Time with Feeling), with scales taken
+    from the training split's 1st..99th percentiles instead of min-max of the
+    extremes, so one 8-beat fermata does not squeeze all common values together.
+    Feature layout, in order:
+
+      0  pitch:    (pitch - pitch_center) / pitch_scale
+      1  duration: (log2(duration) - log_duration_center) / log_duration_scale
+      2  chord:    +1 if the onset gap is 0 (a chord note), -1 otherwise
+      3  gap:      (log2(delta) - log_delta_center) / log_delta_scale; a chord
+                   note (delta 0) uses the smallest nonzero vocabulary entry
+
+    Durations and gaps are first mapped to their vocabulary entries (nearest in
+    log2 space), centers / scales are those of the mapped training values.
+    Decoding: the nearest integer pitch (clipped to 0..127); the duration
+    vocabulary entry nearest in log2 space; delta 0 when chord > 0, else the
+    nonzero gap vocabulary entry nearest in log2 space. Always 4 features.
+    """
+
+    name = "log_grid"
+
+    def _group_sizes(self):
+        return [1, 1, 1, 1]
+
+    def _smallest_gap(self) -> float:
+        positive = self._deltas[self._deltas > 0]
+        return float(positive[0]) if len(positive) else 1.0 / RHYTHM_GRID
+
+    def _extra_stats(self, stacked, stats):
+        durations = np.asarray(stats["duration_vocabulary"], np.float64)[
+            vocabulary_index(stacked[:, notes_lib.DURATION], stats["duration_vocabulary"])]
+        deltas = np.asarray(stats["delta_vocabulary"], np.float64)[
+            vocabulary_index(stacked[:, notes_lib.DELTA], stats["delta_vocabulary"])]
+        pitch_center, pitch_scale = _robust_center_scale(stacked[:, notes_lib.PITCH], 1.0)
+        duration_center, duration_scale = _robust_center_scale(np.log2(durations), 1.0)
+        delta_center, delta_scale = _robust_center_scale(np.log2(deltas[deltas > 0]), 1.0)
+        return {"pitch_center": pitch_center, "pitch_scale": pitch_scale,
+                "log_duration_center": duration_center, "log_duration_scale": duration_scale,
+                "log_delta_center": delta_center, "log_delta_scale": delta_scale}
+
+    def _encode(self, piece):
+        s = self.stats
+        duration = self._durations[vocabulary_index(piece[:, notes_lib.DURATION],
+                                                    self._durations)]
+        delta = self._deltas[vocabulary_index(piece[:, notes_lib.DELTA], self._deltas)]
+        chord = delta <= 0
+        gap = np.where(chord, self._smallest_gap(), delta)
+        return np.stack([
+            (np.round(piece[:, notes_lib.PITCH]) - s["pitch_center"]) / s["pitch_scale"],
+            (np.log2(duration) - s["log_duration_center"]) / s["log_duration_scale"],
+            np.where(chord, 1.0, -1.0),
+            (np.log2(gap) - s["log_delta_center"]) / s["log_delta_scale"],
+        ], axis=1).reshape(len(piece), 4)
+
+    def _decode(self, features):
+        s = self.stats
+        features = np.nan_to_num(features, nan=0.0, posinf=1e6, neginf=-1e6)
+        pitch = s["pitch_center"] + features[:, 0] * s["pitch_scale"]
+        duration = snap_log2(s["log_duration_center"] + features[:, 1] * s["log_duration_scale"],
+                             self._durations)
+        gap = snap_log2(s["log_delta_center"] + features[:, 3] * s["log_delta_scale"],
+                        self._deltas)
+        return self._notes(pitch, duration, np.where(features[:, 2] > 0, 0.0, gap))

@@ -53,6 +53,11 @@ def split_prediction(x_t, model_output, signal_rates, noise_rates, prediction="e
     return pred_x0, pred_noise
 
 
+def noise_from_x0(x_t, pred_x0, signal_rates, noise_rates):
+    """epsilon = (x_t - a_t x_0) / sigma_t (sigma_t > 0)."""
+    return (x_t - _broadcast(signal_rates, x_t) * pred_x0) / _broadcast(noise_rates, x_t)
+
+
 def posterior_mean_variance(schedule, x_0, x_t, t):
     """Mean and variance of q(x_{t-1} | x_t, x_0) at integer t (Ho et al. 2020, eq. 7).
 
@@ -83,17 +88,53 @@ def sample_timesteps(seed, batch_size, num_timesteps):
     return tf.random.stateless_uniform([batch_size], seed, 0, num_timesteps, tf.int32)
 
 
-def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon"):
-    """Per-example mean squared error of the network against its target.
+LOSS_WEIGHTINGS = ("none", "min_snr")
+
+
+def loss_weights(schedule, t, prediction="epsilon", weighting="none", gamma=5.0):
+    """Per-example weights of the MSE; min-SNR-gamma (Hang et al. 2023).
+
+    With SNR = alpha_bar_t / (1 - alpha_bar_t), the x_0-space weight
+    min(SNR, gamma) becomes min(SNR, gamma) / SNR for epsilon-prediction and
+    min(SNR, gamma) / (SNR + 1) for v-prediction.
+    """
+    if weighting not in LOSS_WEIGHTINGS:
+        raise ValueError(f"unknown loss weighting {weighting!r}; choose none or min_snr")
+    if weighting == "none":
+        return tf.ones_like(tf.cast(t, tf.float32))
+    signal_rates, noise_rates = schedule.rates(t)
+    snr = tf.square(signal_rates) / tf.maximum(tf.square(noise_rates), 1e-12)
+    clipped = tf.minimum(snr, gamma)
+    return clipped / snr if prediction == "epsilon" else clipped / (snr + 1.0)
+
+
+def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
+                   weighting="none", gamma=5.0, self_condition_mask=None):
+    """Per-example weighted mean squared error of the network against its target.
 
     Args:
-      model_fn: callable (x_t, t_float) -> network output shaped like x_0.
+      model_fn: callable (x_t, t_float) -> network output shaped like x_0, or
+        (x_t, t_float, x0_estimate) -> output when self_condition_mask is given.
       t: int timesteps [batch]; noise: epsilon shaped like x_0.
+      self_condition_mask: optional bool [batch]; where true the network also
+        sees its own (stop-gradient) estimate of x_0 from a first pass, as in
+        self-conditioning (Chen et al. 2022, "Analog Bits"); elsewhere zeros.
     Returns:
       float32 [batch] losses (callers average them over the global batch).
     """
     x_t = q_sample(schedule, x_0, t, noise)
     target = training_target(schedule, x_0, noise, t, prediction)
-    output = tf.cast(model_fn(x_t, tf.cast(t, tf.float32)), tf.float32)
+    t_float = tf.cast(t, tf.float32)
+    if self_condition_mask is None:
+        output = tf.cast(model_fn(x_t, t_float), tf.float32)
+    else:
+        no_estimate = tf.zeros_like(x_0)
+        first = tf.cast(model_fn(x_t, t_float, no_estimate), tf.float32)
+        signal_rates, noise_rates = schedule.rates(t_float)
+        estimate, _ = split_prediction(x_t, first, signal_rates, noise_rates, prediction)
+        use = _broadcast(tf.cast(self_condition_mask, tf.float32), x_0)
+        estimate = tf.stop_gradient(use * estimate)
+        output = tf.cast(model_fn(x_t, t_float, estimate), tf.float32)
     squared = tf.square(output - target)
-    return tf.reduce_mean(tf.reshape(squared, [tf.shape(squared)[0], -1]), axis=1)
+    per_example = tf.reduce_mean(tf.reshape(squared, [tf.shape(squared)[0], -1]), axis=1)
+    return per_example * loss_weights(schedule, t, prediction, weighting, gamma)

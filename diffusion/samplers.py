@@ -31,14 +31,35 @@ from diffusion import process
 SPACINGS = ("uniform", "logsnr")
 
 
-def epsilon_denoiser(model, schedule, prediction="epsilon"):
-    """Wraps a network called as model([x_t, t]) into a pred_noise denoiser."""
+def epsilon_denoiser(model, schedule, prediction="epsilon", clip_x0=0.0,
+                     self_condition_shape=None):
+    """Wraps a network called as model([x_t, t]) into a pred_noise denoiser.
+
+    clip_x0 > 0 clips the x_0 estimate to [-clip_x0, clip_x0] (data known to be
+    bounded, e.g. {-1, +1} one-hot codes) and re-derives the noise from it.
+    self_condition_shape: the [batch, ...] shape of x for a self-conditioned
+    network (Chen et al. 2022), called as model([concat(x_t, x0_estimate), t]);
+    the previous step's x_0 estimate is kept in a variable, zero at the start.
+    """
+    estimate = None
+    if self_condition_shape is not None:
+        estimate = tf.Variable(tf.zeros(self_condition_shape), trainable=False)
+
     def denoiser(x_t, t):
-        output = tf.cast(model([x_t, t], training=False), tf.float32)
-        if prediction == "epsilon":
-            return output
+        inputs = x_t if estimate is None else tf.concat([x_t, estimate], axis=-1)
+        output = tf.cast(model([inputs, t], training=False), tf.float32)
         signal_rates, noise_rates = schedule.rates(t)
-        return process.split_prediction(x_t, output, signal_rates, noise_rates, prediction)[1]
+        pred_x0, pred_noise = process.split_prediction(
+            x_t, output, signal_rates, noise_rates, prediction)
+        if clip_x0 > 0:
+            pred_x0 = tf.clip_by_value(pred_x0, -clip_x0, clip_x0)
+            pred_noise = process.noise_from_x0(x_t, pred_x0, signal_rates, noise_rates)
+        if estimate is not None:
+            estimate.assign(pred_x0)
+        return pred_noise
+
+    if estimate is not None:
+        denoiser.reset = lambda: estimate.assign(tf.zeros_like(estimate))
     return denoiser
 
 
@@ -113,8 +134,15 @@ def _step_noise(seed, step, shape, stream):
                                                        tf.cast(step, tf.int64) * 4 + stream]))
 
 
-def _run(update, carry, x_init, grid, seed, callback, known, known_mask):
+def _reset(denoiser):
+    """Clears a stateful (self-conditioned) denoiser before a new run."""
+    if hasattr(denoiser, "reset"):
+        denoiser.reset()
+
+
+def _run(denoiser, update, carry, x_init, grid, seed, callback, known, known_mask):
     """Iterates `update(step, x, carry) -> (x, carry, pred_x0)` over the grid."""
+    _reset(denoiser)
     x_init = tf.convert_to_tensor(x_init, tf.float32)
     if known is not None:
         known = tf.convert_to_tensor(known, tf.float32)
@@ -166,7 +194,7 @@ def sample_ddpm(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
         x = mean + posterior_std[step] * _step_noise(seed, step, tf.shape(x), 0)
         return x, carry, pred_x0
 
-    return _run(update, (), x_init, grid, seed, callback, known, known_mask)
+    return _run(denoiser, update, (), x_init, grid, seed, callback, known, known_mask)
 
 
 def sample_ddim(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
@@ -190,7 +218,7 @@ def sample_ddim(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
             x += sigmas[step] * _step_noise(seed, step, tf.shape(x), 1)
         return x, carry, pred_x0
 
-    return _run(update, (), x_init, grid, seed, callback, known, known_mask)
+    return _run(denoiser, update, (), x_init, grid, seed, callback, known, known_mask)
 
 
 def sample_dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
@@ -219,7 +247,7 @@ def sample_dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback=None, 
         x = ratio_x[step] * x + coef_d[step] * corrected
         return x, pred_x0, pred_x0
 
-    return _run(update, tf.zeros_like(x_init, tf.float32), x_init, grid, seed, callback,
+    return _run(denoiser, update, tf.zeros_like(x_init, tf.float32), x_init, grid, seed, callback,
                 known, known_mask)
 
 
@@ -246,6 +274,7 @@ def ddim_invert(denoiser, x_0, schedule, num_steps, seed=0, callback=None, *,
         return x, carry, pred_x0
 
     compiled = tf.function(update)
+    _reset(denoiser)
     x = tf.convert_to_tensor(x_0, tf.float32)
     for index in range(last):
         x, _, pred_x0 = compiled(tf.constant(index), x, ())

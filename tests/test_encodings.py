@@ -111,3 +111,278 @@ def test_empty_piece_encodes_to_empty_features(pieces):
     encoding = encodings.get_encoding("seed_log", encodings.get_encoding("seed_log").fit(pieces))
     assert encoding.encode(notes_lib.empty()).shape == (0, 3)
     assert encoding.decode(np.zeros((0, 3))).shape == (0, 4)
+
+
+# --- exactly decodable encodings: onehot, analog_bits, log_grid ---------------
+
+DISCRETE = ["onehot", "analog_bits", "log_grid"]
+BACH_DURATIONS = [1.0, 0.5, 2.0, 0.25, 1.5, 3.0, 4.0, 0.75, 0.125, 1.75]
+BACH_GAPS = [0.5, 1.0, 0.25, 2.0, 3.0, 0.125]
+
+
+def _chorale_like_piece(rng, length=96, low=38, high=84):
+    """Bach-chorale-like notes: about 2/3 chord notes (gap 0), chorale durations."""
+    gaps = np.where(rng.random(length) < 0.67, 0.0,
+                    rng.choice(BACH_GAPS, size=length, p=[.55, .2, .15, .05, .03, .02]))
+    gaps[0] = 0.0
+    durations = rng.choice(BACH_DURATIONS, size=length,
+                           p=[.45, .3, .07, .06, .04, .03, .02, .01, .01, .01])
+    return notes_lib.from_onsets(rng.integers(low, high + 1, size=length), np.cumsum(gaps),
+                                 durations, rng.integers(60, 100, size=length))
+
+
+@pytest.fixture
+def chorales():
+    rng = np.random.default_rng(11)
+    return [_chorale_like_piece(rng) for _ in range(6)]
+
+
+def _fitted(name, pieces):
+    encoding = encodings.get_encoding(name)
+    encoding.fit(pieces)
+    return encoding
+
+
+def _assert_valid_notes(decoded, encoding):
+    pitch = decoded[:, notes_lib.PITCH]
+    assert np.isfinite(decoded).all()
+    assert ((pitch >= 0) & (pitch <= 127)).all() and (pitch == np.round(pitch)).all()
+    durations = decoded[:, notes_lib.DURATION]
+    deltas = decoded[:, notes_lib.DELTA]
+    assert (durations > 0).all() and (deltas >= 0).all()
+    assert np.isin(durations, encoding.stats["duration_vocabulary"]).all()
+    assert np.isin(deltas, encoding.stats["delta_vocabulary"]).all()
+    assert (decoded[:, notes_lib.VELOCITY] == round(encoding.stats["mean_velocity"])).all()
+
+
+@pytest.mark.parametrize("name", DISCRETE)
+def test_discrete_round_trip_is_exact(name, chorales):
+    encoding = _fitted(name, chorales)
+    for piece in chorales:
+        features = encoding.encode(piece)
+        assert features.dtype == np.float32
+        assert features.shape == (len(piece), encoding.num_features)
+        decoded = encoding.decode(features)
+        # Exact equality: pitches, vocabulary durations and gaps, chords.
+        np.testing.assert_array_equal(decoded[:, :3], piece[:, :3])
+        assert ((decoded[:, notes_lib.DELTA] == 0) == (piece[:, notes_lib.DELTA] == 0)).all()
+        _assert_valid_notes(decoded, encoding)
+
+
+def test_vocabularies_are_sorted_capped_and_hold_zero_gap(chorales):
+    stats = _fitted("onehot", chorales).stats
+    assert stats["duration_vocabulary"] == sorted(BACH_DURATIONS)
+    assert stats["delta_vocabulary"] == [0.0] + sorted(BACH_GAPS)
+    assert stats["min_pitch"] == min(p[:, 0].min() for p in chorales)
+    assert stats["max_pitch"] == max(p[:, 0].max() for p in chorales)
+    assert stats["duration_coverage"] == 1.0 and stats["delta_coverage"] == 1.0
+
+    # 30 distinct durations, frequency falling with k: the 16 most frequent stay.
+    durations = np.concatenate([np.full(40 - k, (k + 1) / 8.0) for k in range(30)])
+    gaps = np.concatenate([np.full(40 - k, (k + 1) / 8.0) for k in range(30)])
+    piece = np.stack([np.full(len(durations), 60.0), durations, gaps,
+                      np.full(len(durations), 80.0)], axis=1)
+    stats = _fitted("onehot", [piece]).stats
+    assert stats["duration_vocabulary"] == [(k + 1) / 8.0 for k in range(16)]
+    # No gap is 0 here, yet 0 is an entry, taking one of the 16 places.
+    assert stats["delta_vocabulary"] == [0.0] + [(k + 1) / 8.0 for k in range(15)]
+    assert stats["duration_coverage"] < 1.0
+
+
+def test_rhythm_values_map_to_the_nearest_entry_in_log_space():
+    vocabulary = [0.25, 0.5, 1.0, 2.0, 4.0]
+    values = [0.25, 0.375, 0.1, 1.45, 3.0, 20.0, 0.0, -1.0]
+    # 1.45 is nearer 1.0 linearly but nearer 2.0 in log2 space; 3.0 -> 4.0 too.
+    expected = [0.25, 0.5, 0.25, 2.0, 4.0, 4.0, 0.25, 0.25]
+    index = encodings.vocabulary_index(values, vocabulary)
+    np.testing.assert_array_equal(np.asarray(vocabulary)[index], expected)
+    gaps = [0.0, 0.1, 0.005, 0.75, 1.5, 3.0]
+    # Only (near) 0 maps to 0; the smallest nonzero gap takes 0.1.
+    np.testing.assert_array_equal(
+        np.asarray([0.0, 0.25, 1.0])[encodings.vocabulary_index(gaps, [0.0, 0.25, 1.0])],
+        [0.0, 0.25, 0.0, 1.0, 1.0, 1.0])
+
+
+@pytest.mark.parametrize("name", DISCRETE)
+def test_out_of_vocabulary_rhythm_decodes_to_nearest_in_log_space(name, chorales):
+    encoding = _fitted(name, chorales)  # durations up to 4, gaps 1/8 .. 3
+    piece = np.array([[60, 0.375, 0.0, 80], [62, 5.0, 0.1, 80], [64, 1.4, 1.45, 80],
+                      [65, 0.01, 0.004, 80], [67, 2.6, 40.0, 80]], np.float64)
+    decoded = encoding.decode(encoding.encode(piece))
+    np.testing.assert_array_equal(decoded[:, notes_lib.PITCH], piece[:, notes_lib.PITCH])
+    # log2(0.375) = -1.415: 0.415 from log2(0.5), 0.585 from log2(0.25); gap 1.45
+    # is nearer 1.0 linearly but nearer 2.0 in log2 space.
+    np.testing.assert_array_equal(decoded[:, notes_lib.DURATION], [0.5, 4.0, 1.5, 0.125, 3.0])
+    np.testing.assert_array_equal(decoded[:, notes_lib.DELTA], [0.0, 0.125, 2.0, 0.0, 3.0])
+
+
+@pytest.mark.parametrize("name", ["onehot", "analog_bits"])
+def test_features_are_plus_minus_one(name, chorales):
+    encoding = _fitted(name, chorales)
+    features = np.concatenate([encoding.encode(p) for p in chorales])
+    assert set(np.unique(features)) == {-1.0, 1.0}
+
+
+def test_onehot_layout_has_one_hot_entry_per_group(chorales):
+    encoding = _fitted("onehot", chorales)
+    stats = encoding.stats
+    octaves = stats["max_pitch"] // 12 - stats["min_pitch"] // 12 + 1
+    sizes = [12, octaves, len(stats["duration_vocabulary"]), len(stats["delta_vocabulary"])]
+    assert encoding.num_features == sum(sizes)
+    features = encoding.encode(chorales[0])
+    start = 0
+    for size in sizes:
+        assert ((features[:, start:start + size] > 0).sum(axis=1) == 1).all()
+        start += size
+    piece = chorales[0]
+    pitch_class = np.argmax(features[:, :12], axis=1)
+    np.testing.assert_array_equal(pitch_class, piece[:, notes_lib.PITCH] % 12)
+
+
+def test_onehot_clips_decoded_pitch_to_midi_range():
+    piece = np.array([[0, 1.0, 0.0, 80], [127, 1.0, 1.0, 80]], np.float64)
+    encoding = _fitted("onehot", [piece])  # octaves 0..10
+    features = -np.ones((1, encoding.num_features))
+    features[0, 11] = 1.0  # pitch class B
+    features[0, 12 + 10] = 1.0  # octave 10: B would be MIDI 131
+    assert encoding.decode(features)[0, notes_lib.PITCH] == 127
+
+
+def test_analog_bits_use_gray_code(chorales):
+    encoding = _fitted("analog_bits", chorales)
+    low, high = encoding.stats["min_pitch"], encoding.stats["max_pitch"]
+    pitch_bits = int(np.ceil(np.log2(high - low + 1)))
+    ladder = np.stack([np.arange(low, high + 1, dtype=np.float64), np.ones(high - low + 1),
+                       np.zeros(high - low + 1), np.full(high - low + 1, 80.0)], axis=1)
+    bits = encoding.encode(ladder)[:, :pitch_bits]
+    # Neighbouring pitches differ in exactly one bit.
+    assert ((bits[1:] != bits[:-1]).sum(axis=1) == 1).all()
+    assert encoding.num_features == pitch_bits + int(np.ceil(np.log2(10))) + 3
+    np.testing.assert_array_equal(encoding.decode(encoding.encode(ladder))[:, 0], ladder[:, 0])
+
+
+def test_onehot_survives_gaussian_noise_exactly(chorales):
+    encoding = _fitted("onehot", chorales)
+    rng = np.random.default_rng(0)
+    for piece in chorales:
+        features = encoding.encode(piece)
+        noisy = features + rng.normal(0.0, 0.3, features.shape)
+        np.testing.assert_array_equal(encoding.decode(noisy)[:, :3], piece[:, :3])
+
+
+def test_analog_bits_survive_gaussian_noise(chorales):
+    encoding = _fitted("analog_bits", chorales)
+    rng = np.random.default_rng(0)
+    piece = np.concatenate(chorales)
+    features = encoding.encode(piece)
+    noisy = features + rng.normal(0.0, 0.3, features.shape)
+    exact = (encoding.decode(noisy)[:, :3] == piece[:, :3]).all(axis=1)
+    assert exact.mean() >= 0.99
+
+
+def test_log_grid_survives_noise_below_half_a_grid_step(chorales):
+    encoding = _fitted("log_grid", chorales)
+    s = encoding.stats
+    durations = np.log2(s["duration_vocabulary"])
+    gaps = np.log2(s["delta_vocabulary"][1:])
+    half_steps = np.array([0.5 / s["pitch_scale"],
+                           np.diff(durations).min() / 2 / s["log_duration_scale"],
+                           0.99, np.diff(gaps).min() / 2 / s["log_delta_scale"]])
+    rng = np.random.default_rng(0)
+    for piece in chorales:
+        features = encoding.encode(piece)
+        noisy = features + rng.uniform(-0.9, 0.9, features.shape) * half_steps
+        np.testing.assert_array_equal(encoding.decode(noisy)[:, :3], piece[:, :3])
+
+
+def test_log_grid_chord_flag_convention(chorales):
+    encoding = _fitted("log_grid", chorales)
+    piece = chorales[0]
+    features = encoding.encode(piece)
+    chord = piece[:, notes_lib.DELTA] == 0
+    np.testing.assert_array_equal(features[:, 2], np.where(chord, 1.0, -1.0))
+    # A positive flag decodes to a chord note whatever the gap feature says.
+    features[:, 2] = 0.5
+    assert (encoding.decode(features)[:, notes_lib.DELTA] == 0).all()
+    # Scales are robust (1st..99th percentiles): pitch within about [-1, 1].
+    assert np.abs(features[:, 0]).max() < 1.5
+
+
+@pytest.mark.parametrize("name", DISCRETE)
+def test_arbitrary_arrays_decode_to_valid_notes(name, chorales):
+    encoding = _fitted(name, chorales)
+    rng = np.random.default_rng(5)
+    wild = rng.uniform(-3.0, 3.0, (2000, encoding.num_features))
+    _assert_valid_notes(encoding.decode(wild), encoding)
+    extreme = np.stack([np.full(encoding.num_features, v) for v in
+                        (1e9, -1e9, 0.0, np.inf, -np.inf, np.nan)])
+    _assert_valid_notes(encoding.decode(extreme), encoding)
+
+
+@pytest.mark.parametrize("name", DISCRETE)
+def test_discrete_config_round_trip(name, chorales):
+    encoding = _fitted(name, chorales)
+    stats = json.loads(json.dumps(encoding.stats))  # JSON-serialisable
+    assert stats == encoding.stats
+    restored = encodings.get_encoding(name, stats)
+    assert restored.num_features == encoding.num_features
+    np.testing.assert_array_equal(restored.encode(chorales[1]), encoding.encode(chorales[1]))
+    config = json.loads(json.dumps(encoding.get_config()))
+    assert config["num_features"] == encoding.num_features
+    from_config = encodings.from_config(config)
+    np.testing.assert_array_equal(from_config.decode(encoding.encode(chorales[2])),
+                                  encoding.decode(encoding.encode(chorales[2])))
+    assert name in encodings.available_encodings()
+
+
+@pytest.mark.parametrize("name", DISCRETE)
+def test_unfitted_discrete_encoding_has_no_width(name, chorales):
+    encoding = encodings.get_encoding(name)
+    with pytest.raises(ValueError, match="no statistics"):
+        encoding.num_features
+    assert encoding.get_config() == {"name": name, "num_features": None, "stats": None}
+    encoding.fit(chorales)
+    assert encoding.encode(notes_lib.empty()).shape == (0, encoding.num_features)
+    assert encoding.decode(np.zeros((0, encoding.num_features))).shape == (0, 4)
+
+
+def _write_midi(path, note_tuples, ticks_per_beat=480):
+    import mido
+    midi = mido.MidiFile(type=0, ticks_per_beat=ticks_per_beat)
+    events = []
+    for pitch, start, duration in note_tuples:
+        events.append((int(round((start + duration) * ticks_per_beat)), 0,
+                       mido.Message("note_off", note=int(pitch))))
+        events.append((int(round(start * ticks_per_beat)), 1,
+                       mido.Message("note_on", note=int(pitch), velocity=80)))
+    track = mido.MidiTrack()
+    track.append(mido.Message("program_change", program=0))
+    previous = 0
+    for tick, _, message in sorted(events, key=lambda e: (e[0], e[1])):
+        track.append(message.copy(time=tick - previous))
+        previous = tick
+    midi.tracks.append(track)
+    midi.save(str(path))
+
+
+@pytest.mark.parametrize("name", DISCRETE)
+def test_prepared_dataset_uses_the_fitted_width(name, chorales, tmp_path):
+    from data import midi_dataset
+    from params import Params
+    folder = tmp_path / "midi"
+    folder.mkdir()
+    for i, piece in enumerate(chorales[:4]):
+        starts = notes_lib.onsets(piece)
+        _write_midi(folder / f"piece{i}.mid",
+                    zip(piece[:, 0], starts, piece[:, notes_lib.DURATION]))
+    params = Params(dataset="folder", data_dir=str(folder), cache_dir=str(tmp_path / "cache"),
+                    seq_len=16, hop=16, transpose=1, test_fraction=0.3, encoding=name)
+    prepared = midi_dataset.prepare(params, progress=False)
+    assert prepared.summary["num_features"] == prepared.num_features
+    assert prepared.num_features == prepared.encoding.num_features
+    element = next(iter(midi_dataset.load_split(prepared, "train")))["notes"].numpy()
+    assert element.shape == (16, prepared.num_features)
+    _assert_valid_notes(prepared.encoding.decode(element), prepared.encoding)
+    reused = midi_dataset.prepare(params, progress=False)
+    assert reused.summary["reused"] and reused.num_features == prepared.num_features
+    assert name in prepared.summary_text()

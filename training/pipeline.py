@@ -21,7 +21,9 @@ def _with_randomness(seed, num_timesteps, key):
         t = tf.random.stateless_uniform([], base, 0, num_timesteps, tf.int32)
         noise_seed = tf.random.experimental.stateless_fold_in(base, 1)
         noise = tf.random.stateless_normal(tf.shape(x_0), noise_seed, dtype=x_0.dtype)
-        return {"x_0": x_0, "t": t, "noise": noise}
+        # The self-conditioning coin of this example (used only by such models).
+        coin = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(base, 2))
+        return {"x_0": x_0, "t": t, "noise": noise, "self_condition": coin < 0.5}
     return add
 
 

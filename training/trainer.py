@@ -38,9 +38,14 @@ def learning_rate_schedule(params):
 
 
 def build_denoiser(params, features):
-    """A built model (weights created) for `params`."""
+    """A built model (weights created) for `params`.
+
+    A self-conditioned model reads its previous x_0 estimate beside x_t, so it
+    takes 2 * features inputs and still predicts `features` outputs.
+    """
     model = models.build_model(params, features)
-    model([tf.zeros([1, params.seq_len, features]), tf.zeros([1])])
+    input_features = features * (2 if params.self_condition else 1)
+    model([tf.zeros([1, params.seq_len, input_features]), tf.zeros([1])])
     return model
 
 
@@ -102,9 +107,18 @@ class Trainer:
 
     # -- steps ------------------------------------------------------------------
     def _losses(self, model, batch, training):
+        params = self.params
+        if params.self_condition:
+            def model_fn(x_t, t, estimate):
+                return model([tf.concat([x_t, estimate], axis=-1), t], training=training)
+            mask = batch["self_condition"]
+        else:
+            def model_fn(x_t, t):
+                return model([x_t, t], training=training)
+            mask = None
         return process.diffusion_loss(
-            lambda x_t, t: model([x_t, t], training=training), self.schedule,
-            batch["x_0"], batch["t"], batch["noise"], self.params.prediction)
+            model_fn, self.schedule, batch["x_0"], batch["t"], batch["noise"],
+            params.prediction, params.loss_weighting, params.min_snr_gamma, mask)
 
     def _replica_gradients(self, batch):
         variables = self.model.trainable_variables
@@ -157,11 +171,14 @@ class Trainer:
         """Creates the distributed iterator and the checkpoint that tracks it."""
         stream = pipeline.training_stream(
             train_dataset, self.params.seed, self.params.timesteps, self.global_batch,
-            fixed_batches=getattr(self.params, "overfit_batches", 0))
+            fixed_batches=self.params.overfit_batches)
         self.iterator = iter(self.strategy.experimental_distribute_dataset(stream))
+        # The weights are listed explicitly: TF's object graph does not reach
+        # Keras 3 sublayers kept in Python lists (the U-Net's stages).
         self.checkpoint = tf.train.Checkpoint(
-            model=self.model, ema_model=self.ema_model, optimizer=self.optimizer,
-            step=self.step, iterator=self.iterator)
+            model_weights=[v.value for v in self.model.weights],
+            ema_weights=[v.value for v in self.ema_model.weights],
+            optimizer=self.optimizer, step=self.step, iterator=self.iterator)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, os.path.join(self.model_dir, "checkpoints"), max_to_keep=3)
 

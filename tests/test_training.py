@@ -1,0 +1,143 @@
+"""Training loop, resumption, export/load and the weights errors, on tiny models."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import params as params_lib
+from data import encodings
+from training import pipeline, trainer as trainer_lib, weights
+
+FEATURES = 3
+
+
+def tiny_params(**changes):
+    return params_lib.get_preset("midi_tiny").replace(seq_len=16, **changes)
+
+
+def toy_dataset(n=24, seq_len=16):
+    rng = np.random.default_rng(0)
+    return tf.data.Dataset.from_tensor_slices(
+        {"notes": rng.uniform(-1, 1, (n, seq_len, FEATURES)).astype(np.float32)})
+
+
+def make_trainer(model_dir, **changes):
+    params = tiny_params(**changes)
+    trainer = trainer_lib.Trainer(params, FEATURES, str(model_dir))
+    trainer.attach(toy_dataset())
+    trainer.restore_or_start()
+    return trainer
+
+
+def weights_of(model):
+    return [w.copy() for w in model.get_weights()]
+
+
+def test_pipeline_randomness_depends_on_position_only():
+    first = next(iter(pipeline.training_stream(toy_dataset(), 3, 1000, 4)))
+    again = next(iter(pipeline.training_stream(toy_dataset(), 3, 1000, 4)))
+    other = next(iter(pipeline.training_stream(toy_dataset(), 4, 1000, 4)))
+    for key in ("x_0", "t", "noise"):
+        np.testing.assert_array_equal(first[key].numpy(), again[key].numpy())
+    assert not np.array_equal(first["noise"].numpy(), other["noise"].numpy())
+    assert first["t"].dtype == tf.int32 and first["x_0"].shape == (4, 16, FEATURES)
+
+
+def test_resumed_run_ends_with_identical_weights(tmp_path):
+    straight = make_trainer(tmp_path / "straight", train_steps=6)
+    straight.fit(progress=False)
+    assert int(straight.step.numpy()) == 6
+
+    first_half = make_trainer(tmp_path / "resumed", train_steps=3, ckpt_every=3)
+    first_half.fit(progress=False)
+    resumed = make_trainer(tmp_path / "resumed", train_steps=6)
+    assert int(resumed.step.numpy()) == 3  # restored, not restarted
+    resumed.fit(progress=False)
+    for a, b in zip(weights_of(straight.model), weights_of(resumed.model)):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(weights_of(straight.ema_model), weights_of(resumed.ema_model)):
+        np.testing.assert_array_equal(a, b)
+    assert int(resumed.optimizer.iterations.numpy()) == 6
+
+
+def test_resume_refuses_other_architecture(tmp_path):
+    make_trainer(tmp_path, train_steps=1)
+    with pytest.raises(ValueError, match=r"input_channels: 8 -> 12.*--overwrite"):
+        make_trainer(tmp_path, train_steps=1, input_channels=12)
+
+
+def test_loss_falls_and_ema_lags(tmp_path):
+    trainer = make_trainer(tmp_path, train_steps=40, learning_rate=3e-3, warmup_steps=5,
+                           overfit_batches=1, batch_size=4, log_every=10, eval_every=1000)
+    result = trainer.fit(progress=False)
+    assert result.step == 40 and np.isfinite(result.last_loss)
+    ema = trainer.ema_model.get_weights()
+    raw = trainer.model.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(ema, raw))
+    held_out = pipeline.held_out_batches(toy_dataset(8), 0, 1000, 4, 2)
+    losses = trainer.evaluate(held_out)
+    assert set(losses) >= {"eval_loss", "eval_loss_ema"}
+    assert all(np.isfinite(v) for v in losses.values())
+
+
+def test_self_conditioned_model_trains_and_samples(tmp_path):
+    from training import sampling
+
+    trainer = make_trainer(tmp_path, train_steps=2, self_condition=True,
+                           loss_weighting="min_snr", prediction="v", schedule="cosine")
+    trainer.fit(progress=False)
+    assert trainer.model.layers  # built with 2 x features inputs
+    features = sampling.sample_features(trainer.ema_model, trainer.params, FEATURES, 2,
+                                        "dpmpp", 3, seed=0)
+    assert features.shape == (2, 16, FEATURES) and np.all(np.isfinite(features))
+
+
+def test_export_and_load_round_trip(tmp_path):
+    trainer = make_trainer(tmp_path / "run", train_steps=1)
+    trainer.fit(progress=False)
+    encoding = encodings.get_encoding("seed_log", {
+        "encoding": "seed_log", "features": ["midi_pitch", "duration", "delta"],
+        "minimum": [40, 0.25, 0], "maximum": [80, 4, 4], "mean_velocity": 90.0,
+        "num_notes": 10})
+    out = tmp_path / "weights"
+    weights.export(out, trainer.params, encoding, trainer.ema_model, {"step": 1})
+    loaded = weights.load(str(out))
+    assert loaded.params == trainer.params and loaded.metadata == {"step": 1}
+    x = tf.random.stateless_normal([2, 16, FEATURES], [1, 2])
+    t = tf.constant([3.0, 700.0])
+    np.testing.assert_allclose(loaded.model([x, t]).numpy(),
+                               trainer.ema_model([x, t]).numpy(), atol=1e-6)
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        weights.export(out, trainer.params, encoding, trainer.ema_model, {})
+    weights.export(out, trainer.params, encoding, trainer.ema_model, {"step": 2},
+                   overwrite=True)
+    assert json.load(open(out / "metadata.json")) == {"step": 2}
+    assert sorted(os.listdir(tmp_path)) == ["run", "weights"]  # no staging left
+
+
+def test_weights_errors_are_one_line_with_a_remedy(tmp_path):
+    with pytest.raises(weights.WeightsError, match=r"no weights folder .*train\.py --export"):
+        weights.load(str(tmp_path / "missing"))
+    folder = tmp_path / "partial"
+    folder.mkdir()
+    (folder / "params.json").write_text(json.dumps(tiny_params().to_dict()))
+    with pytest.raises(weights.WeightsError, match="lacks encoding.json"):
+        weights.load(str(folder))
+    for name in ("encoding.json", "metadata.json"):
+        (folder / name).write_text(json.dumps({"name": "seed_log", "stats": None}))
+    (folder / weights.WEIGHTS_FILE).write_bytes(b"not an hdf5 file")
+    with pytest.raises(weights.WeightsError) as error:
+        weights.load(str(folder))
+    assert "damaged" in str(error.value) and "\n" not in str(error.value)
+
+
+def test_learning_rate_warms_up_then_decays():
+    schedule = trainer_lib.learning_rate_schedule(tiny_params(
+        learning_rate=1e-3, warmup_steps=10, train_steps=110))
+    values = [float(schedule(step)) for step in (0, 5, 10, 60, 110)]
+    assert values[0] == 0.0 and values[1] == pytest.approx(5e-4)
+    assert values[2] == pytest.approx(1e-3)
+    assert values[2] > values[3] > values[4] == pytest.approx(1e-5)
