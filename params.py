@@ -24,7 +24,7 @@ class Params:
     programs: str = "piano"  # GM program families to keep, comma separated
     max_beats: float = 8.0  # ceiling for durations and onset gaps (beats)
     transpose: int = 5  # train-split transpositions in [-transpose, +transpose]
-    encoding: str = "seed_log"  # seed_hz | seed_log
+    encoding: str = "seed_log"  # seed_hz | seed_log | onehot | analog_bits | log_grid
     test_fraction: float = 0.1  # share of pieces in the held-out split
 
     # --- model --------------------------------------------------------
@@ -103,26 +103,38 @@ def _coerce(field, value):
     return type(default)(value)
 
 
-_BASE = Params()
+# The seed's objective (Diffusion-Music-Composer): continuous triples,
+# epsilon-prediction, linear schedule. The faithful reproduction.
+_SEED = Params()
+# Exactly decodable codes in {-1, +1} with the objectives that help discrete
+# data under continuous diffusion (the musical-quality comparison in README).
+_QUALITY = dict(encoding="onehot", prediction="v", schedule="cosine",
+                loss_weighting="min_snr", self_condition=True, clip_x0=1.0)
 
 PRESETS = {
-    # CPU default for the symbolic domain: about 1.5M parameters.
-    "midi_cpu": _BASE,
-    # The published Diffusion-Music-Composer size (about 12M parameters).
-    "midi_paper": _BASE.replace(
+    "midi_seed": _SEED,
+    # The published Diffusion-Music-Composer size (about 12.5M parameters).
+    "midi_paper": _SEED.replace(
         input_channels=64, stage_channels=(128, 256, 256), stage_kernels=(5, 5, 5),
         mid_channels=(512, 512, 256), batch_size=64, learning_rate=1e-4,
         warmup_steps=1000, train_steps=200000),
-    # Transformer with FiLM time conditioning (seed 001), for comparison.
-    "midi_transformer": _BASE.replace(model="transformer"),
-    # Tiny configuration for tests and smoke runs.
-    "midi_tiny": _BASE.replace(
-        input_channels=8, stage_channels=(16, 16), stage_kernels=(3, 3),
-        mid_channels=(16,), attention_heads=1, se_ratio=4, time_dim=16,
-        model_dim=16, num_layers=1, mlp_dim=32, batch_size=4, warmup_steps=2,
-        train_steps=4, log_every=1, eval_every=2, ckpt_every=2, eval_batches=1,
-        transpose=0),
+    "midi_onehot": _SEED.replace(**_QUALITY),
+    "midi_bits": _SEED.replace(**{**_QUALITY, "encoding": "analog_bits"}),
+    "midi_loggrid": _SEED.replace(**{**_QUALITY, "encoding": "log_grid", "clip_x0": 0.0}),
+    # Ablation: the one-hot codes with the seed's objective.
+    "midi_onehot_eps": _SEED.replace(encoding="onehot", clip_x0=1.0),
 }
+# The CPU default (about 1.5M parameters): the best variant of the comparison.
+PRESETS["midi_cpu"] = PRESETS["midi_onehot"]
+# Transformer with FiLM time conditioning (seed 001), for comparison.
+PRESETS["midi_transformer"] = PRESETS["midi_cpu"].replace(model="transformer")
+# Tiny configuration for tests and smoke runs.
+PRESETS["midi_tiny"] = _SEED.replace(
+    input_channels=8, stage_channels=(16, 16), stage_kernels=(3, 3),
+    mid_channels=(16,), attention_heads=1, se_ratio=4, time_dim=16,
+    model_dim=16, num_layers=1, mlp_dim=32, batch_size=4, warmup_steps=2,
+    train_steps=4, log_every=1, eval_every=2, ckpt_every=2, eval_batches=1,
+    transpose=0)
 
 DEFAULT_PRESET = "midi_cpu"
 

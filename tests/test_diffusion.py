@@ -323,3 +323,68 @@ def test_ddim_inversion_round_trip(linear):
     # First order like DDIM itself: the round-trip error halves with twice the steps.
     assert errors[100] / errors[200] > 1.7
     assert errors[500] < 0.015
+
+
+# --- objectives -----------------------------------------------------------------------
+@pytest.mark.parametrize("prediction", ["epsilon", "v"])
+def test_min_snr_weights_match_hang_et_al(linear, prediction):
+    t = tf.constant([0, 100, 300, 999])
+    weights = process.loss_weights(linear, t, prediction, "min_snr", gamma=5.0).numpy()
+    alpha_bar = linear.alpha_bars[t.numpy()]
+    snr = alpha_bar / (1 - alpha_bar)
+    expected = np.minimum(snr, 5.0) / (snr if prediction == "epsilon" else snr + 1)
+    np.testing.assert_allclose(weights, expected, rtol=1e-4)
+    np.testing.assert_array_equal(process.loss_weights(linear, t).numpy(), 1.0)
+    with pytest.raises(ValueError, match="none or min_snr"):
+        process.loss_weights(linear, t, weighting="p2")
+
+
+def test_self_conditioning_feeds_the_stopped_first_estimate(linear):
+    x_0 = tf.random.stateless_normal([4, 8, 2], [8, 8])
+    noise = tf.random.stateless_normal([4, 8, 2], [9, 9])
+    t = tf.constant([10, 200, 500, 900])
+    seen = []
+
+    def model_fn(x_t, t_float, estimate):
+        seen.append(estimate)
+        return tf.zeros_like(x_t)
+
+    mask = tf.constant([True, False, True, False])
+    process.diffusion_loss(model_fn, linear, x_0, t, noise, "epsilon",
+                           self_condition_mask=mask)
+    first, second = seen
+    np.testing.assert_array_equal(first.numpy(), 0.0)
+    # With a zero epsilon prediction the estimate is x_t / a_t where used, 0 elsewhere.
+    x_t = process.q_sample(linear, x_0, t, noise).numpy()
+    a = np.sqrt(linear.alpha_bars[t.numpy()])[:, None, None]
+    np.testing.assert_allclose(second.numpy()[0], (x_t / a)[0], rtol=1e-5)
+    np.testing.assert_array_equal(second.numpy()[[1, 3]], 0.0)
+
+
+def test_denoiser_clips_x0_and_rederives_noise(linear):
+    class Model:
+        def __call__(self, inputs, training=False):
+            x_t, _ = inputs
+            return tf.zeros_like(x_t)  # epsilon 0: x_0 estimate = x_t / a_t
+
+    denoiser = samplers.epsilon_denoiser(Model(), linear, "epsilon", clip_x0=1.0)
+    x_t = tf.constant([[3.0, 0.5]])
+    t = tf.constant([100.0])
+    pred_noise = denoiser(x_t, t).numpy()
+    a, sigma = linear.rates_np(100.0)
+    expected_x0 = np.clip(np.array([[3.0, 0.5]]) / a, -1, 1)
+    np.testing.assert_allclose(pred_noise, (x_t.numpy() - a * expected_x0) / sigma, rtol=1e-5)
+
+
+def test_self_conditioned_denoiser_carries_its_estimate(linear):
+    calls = []
+
+    class Model:
+        def __call__(self, inputs, training=False):
+            x_and_estimate, _ = inputs
+            calls.append(x_and_estimate.shape[-1])
+            return x_and_estimate[..., :1] * 0.0
+
+    denoiser = samplers.epsilon_denoiser(Model(), linear, self_condition_shape=[3, 1])
+    out = samplers.sample_ddim(denoiser, tf.ones([3, 1]), linear, 4, 0)
+    assert calls and set(calls) == {2} and out.shape == (3, 1)

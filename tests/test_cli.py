@@ -1,0 +1,112 @@
+"""End-to-end runs of the command-line tools, as a user runs them."""
+
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pretty_midi
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TINY = ["--preset=midi_tiny", "--seq_len=16", "--progress=false"]
+
+
+def run(*args, check=True):
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True,
+                            text=True, env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def write_piece(path, seed, n=40, program=0, is_drum=False):
+    rng = np.random.default_rng(seed)
+    midi = pretty_midi.PrettyMIDI()
+    instrument = pretty_midi.Instrument(program, is_drum=is_drum)
+    start = 0.0
+    for _ in range(n):
+        duration = float(rng.choice([0.25, 0.5]))
+        instrument.notes.append(pretty_midi.Note(80, int(rng.integers(55, 75)), start,
+                                                 start + duration))
+        start += duration
+    midi.instruments.append(instrument)
+    midi.write(str(path))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("corpus")
+    for index in range(8):
+        write_piece(folder / f"good_{index}.mid", index)
+    write_piece(folder / "drums_only.mid", 99, is_drum=True)
+    (folder / "corrupt.mid").write_bytes(os.urandom(300))
+    (folder / "empty.mid").write_bytes(b"")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_weights(corpus, tmp_path_factory):
+    work = tmp_path_factory.mktemp("run")
+    weights = work / "weights"
+    result = run("train.py", *TINY, "--dataset=folder", f"--data_dir={corpus}",
+                 f"--cache_dir={work / 'cache'}", f"--model_dir={work / 'model'}",
+                 "--test_fraction=0.3", f"--export={weights}")
+    assert "exported EMA weights" in result.stdout
+    return weights
+
+
+@pytest.mark.slow
+def test_prepare_only_reports_good_and_broken_files(corpus, tmp_path):
+    result = run("train.py", *TINY, "--dataset=folder", f"--data_dir={corpus}",
+                 f"--cache_dir={tmp_path}", "--prepare_only")
+    out = result.stdout
+    assert "11 listed, 8 read, 3 skipped" in out
+    for name in ("corrupt.mid", "empty.mid", "drums_only.mid"):
+        assert name in out
+    assert not os.path.exists(tmp_path / "model")
+
+
+@pytest.mark.slow
+def test_generate_writes_midi_wav_png_and_never_overwrites(tiny_weights, tmp_path):
+    out = tmp_path / "samples"
+    result = run("generate.py", str(out), "--n=2", f"--weights={tiny_weights}",
+                 "--steps=3", "--progress=false")
+    assert "wrote 2 pieces" in result.stdout
+    names = sorted(os.listdir(out))
+    assert names == ["sample_1.mid", "sample_1.png", "sample_1.wav",
+                     "sample_2.mid", "sample_2.png", "sample_2.wav"]
+    notes = pretty_midi.PrettyMIDI(str(out / "sample_1.mid")).instruments[0].notes
+    assert len(notes) == 16
+    before = (out / "sample_1.mid").read_bytes()
+
+    refused = run("generate.py", str(out), "--n=2", f"--weights={tiny_weights}",
+                  "--steps=3", "--seed=5", check=False)
+    assert refused.returncode != 0
+    assert "already exists" in refused.stderr and "--overwrite" in refused.stderr
+    assert (out / "sample_1.mid").read_bytes() == before
+
+    run("generate.py", str(out), "--n=2", f"--weights={tiny_weights}", "--steps=3",
+        "--seed=5", "--overwrite", "--wav=false", "--png=false")
+    assert (out / "sample_1.mid").read_bytes() != before
+
+
+@pytest.mark.slow
+def test_generate_without_weights_says_how_to_get_them(tmp_path):
+    result = run("generate.py", str(tmp_path / "out"), f"--weights={tmp_path / 'none'}",
+                 check=False)
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert last_line.startswith("error: no weights folder") and "train.py --export" in last_line
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.slow
+def test_shipped_weights_generate(tmp_path):
+    """The README's first command, on the weights committed in weights/midi."""
+    shipped = os.path.join(ROOT, "weights", "midi")
+    if not os.path.isdir(shipped):
+        pytest.skip("no shipped weights yet")
+    result = run("generate.py", str(tmp_path), "--n=2", "--steps=5", "--progress=false")
+    assert "wrote 2 pieces" in result.stdout
+    assert len(os.listdir(tmp_path)) == 6
