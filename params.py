@@ -70,6 +70,9 @@ class Params:
     ckpt_every: int = 1000
     eval_batches: int = 8
     overfit_batches: int = 0  # >0: train on this many fixed batches (sanity check)
+    patience: int = 0  # early stopping: evaluations without a better held-out loss (0: off)
+    max_nonfinite: int = 5  # stop after this many non-finite updates in a row
+    sample_every: int = 2000  # TensorBoard audio/piano-roll samples (0: off)
 
     def replace(self, **changes) -> "Params":
         return dataclasses.replace(self, **changes)

@@ -25,18 +25,40 @@ flags.DEFINE_boolean("prepare_only", False, "build the dataset cache, print its 
 flags.DEFINE_string("export", None, "write the EMA weights folder here after training")
 flags.DEFINE_boolean("overwrite", False, "start --model_dir afresh / replace --export")
 flags.DEFINE_float("max_minutes", None, "stop (with a checkpoint) after this many minutes")
-flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored"],
-                  "tf.distribute strategy; auto = mirrored when several GPUs are visible")
+flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multiworker"],
+                  "tf.distribute strategy; auto = multiworker when TF_CONFIG names a "
+                  "cluster, mirrored when several GPUs (or --logical_cpus) are visible")
+flags.DEFINE_integer("logical_cpus", 1, "split the CPU into N logical devices "
+                     "(tests the multi-device path on one machine)")
+flags.DEFINE_enum("mixed_precision", "off", ["off", "auto", "float16", "bfloat16"],
+                  "mixed precision: auto = mixed_float16 with loss scaling on GPU, "
+                  "mixed_bfloat16 elsewhere")
+flags.DEFINE_boolean("jit_compile", False, "compile the training step with XLA")
+flags.DEFINE_boolean("deterministic", True, "TensorFlow op determinism (with --seed, "
+                     "a run and its resumption give identical weights)")
 flags.DEFINE_boolean("progress", True, "show progress bars")
 FLAGS = flags.FLAGS
 
 
-def choose_strategy(name):
+def configure_tensorflow():
+    """Device split, determinism and precision: all before any op runs.
+
+    Returns True when float16 loss scaling is needed.
+    """
+    import keras
     import tensorflow as tf
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored" or (name == "auto" and len(gpus) > 1):
-        return tf.distribute.MirroredStrategy()
-    return tf.distribute.get_strategy()
+
+    from training import distribute
+
+    distribute.split_cpu(FLAGS.logical_cpus)
+    if FLAGS.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    precision = FLAGS.mixed_precision
+    if precision == "auto":
+        precision = "float16" if tf.config.list_physical_devices("GPU") else "bfloat16"
+    if precision != "off":
+        keras.mixed_precision.set_global_policy(f"mixed_{precision}")
+    return precision == "float16"
 
 
 def main(argv):
@@ -52,7 +74,7 @@ def main(argv):
     if FLAGS.prepare_only:
         return 0
 
-    from training import pipeline, trainer as trainer_lib, weights
+    from training import distribute, pipeline, trainer as trainer_lib, weights
 
     model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.preset)
     if FLAGS.overwrite and os.path.isdir(model_dir):
@@ -60,11 +82,15 @@ def main(argv):
     if FLAGS.export and os.path.exists(FLAGS.export) and not FLAGS.overwrite:
         raise app.UsageError(f"{FLAGS.export} already exists; pass --overwrite to replace it")
 
-    strategy = choose_strategy(FLAGS.strategy)
-    trainer = trainer_lib.Trainer(params, prepared.num_features, model_dir, strategy)
+    loss_scaling = configure_tensorflow()
+    strategy = distribute.choose_strategy(FLAGS.strategy)
+    is_chief = distribute.is_chief(strategy)
+    trainer = trainer_lib.Trainer(params, prepared.num_features, model_dir, strategy,
+                                  jit_compile=FLAGS.jit_compile, is_chief=is_chief,
+                                  loss_scaling=loss_scaling)
     print(f"model: {params.model}, {trainer.model.count_params():,} parameters; "
           f"replicas: {strategy.num_replicas_in_sync}; model_dir: {model_dir}")
-    trainer.attach(midi_dataset.load_split(prepared, "train"))
+    trainer.attach(midi_dataset.load_split(prepared, "train"), prepared.encoding)
     if trainer.restore_or_start():
         print(f"resumed from step {int(trainer.step.numpy())}")
     held_out = pipeline.held_out_batches(
@@ -74,8 +100,13 @@ def main(argv):
     started = time.time()
     result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress)
     print(f"stopped at step {result.step} after {result.seconds / 60:.1f} min; "
-          f"loss {result.last_loss:.4f}; held-out {result.eval_losses}")
-    if FLAGS.export:
+          f"loss {result.last_loss:.4f}; held-out {result.eval_losses}; "
+          f"skipped updates {result.skipped}")
+    if result.stop_reason:
+        print(result.stop_reason)
+        if "non-finite" in result.stop_reason:
+            return 1
+    if FLAGS.export and is_chief:
         metadata = {
             "step": result.step, "train_minutes_this_run": (time.time() - started) / 60,
             "eval_losses": result.eval_losses, "parameters": trainer.model.count_params(),

@@ -69,6 +69,35 @@ def test_resume_refuses_other_architecture(tmp_path):
         make_trainer(tmp_path, train_steps=1, input_channels=12)
 
 
+def test_nonfinite_updates_are_skipped_then_training_stops(tmp_path):
+    trainer = make_trainer(tmp_path, train_steps=10, max_nonfinite=3, ckpt_every=1)
+    trainer.fit(progress=False)  # reaches step 10 normally
+    before = weights_of(trainer.model)
+    trainer.params = trainer.params.replace(train_steps=20)
+    trainer.model.trainable_variables[0].assign(
+        trainer.model.trainable_variables[0] * np.nan)
+    poisoned = weights_of(trainer.model)
+    result = trainer.fit(progress=False)
+    assert result.stop_reason and "3 non-finite updates in a row" in result.stop_reason
+    assert result.skipped == 3 and result.step == 13
+    for a, b in zip(poisoned[1:], weights_of(trainer.model)[1:]):
+        np.testing.assert_array_equal(a, b)  # no update was applied
+    # The last good checkpoint (step 10) is still the latest one.
+    assert trainer.manager.latest_checkpoint.endswith("ckpt-10")
+    assert np.isfinite(before[0]).all()
+
+
+def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, train_steps=50, eval_every=1, patience=2,
+                           learning_rate=0.5, warmup_steps=0)
+    held_out = pipeline.held_out_batches(toy_dataset(8), 0, 1000, 4, 1)
+    result = trainer.fit(held_out, progress=False)
+    assert result.stop_reason and result.stop_reason.startswith("early stop")
+    assert result.step < 50
+    best = tf.train.latest_checkpoint(os.path.join(tmp_path, "best"))
+    assert best is not None and best != trainer.manager.latest_checkpoint
+
+
 def test_loss_falls_and_ema_lags(tmp_path):
     trainer = make_trainer(tmp_path, train_steps=40, learning_rate=3e-3, warmup_steps=5,
                            overfit_batches=1, batch_size=4, log_every=10, eval_every=1000)

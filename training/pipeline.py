@@ -42,7 +42,12 @@ def training_stream(dataset, seed, num_timesteps, global_batch, key="notes",
         dataset = dataset.repeat().enumerate()
         dataset = dataset.map(_with_randomness(seed, num_timesteps, key),
                               num_parallel_calls=AUTOTUNE, deterministic=True)
-    return dataset.batch(global_batch, drop_remainder=True).prefetch(AUTOTUNE)
+    dataset = dataset.batch(global_batch, drop_remainder=True).prefetch(AUTOTUNE)
+    # Saved datasets have no files to shard by: workers split the elements.
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = (
+        tf.data.experimental.AutoShardPolicy.DATA)
+    return dataset.with_options(options)
 
 
 def held_out_batches(dataset, seed, num_timesteps, global_batch, num_batches, key="notes"):

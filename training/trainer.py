@@ -9,6 +9,7 @@ pipeline.py).
 import dataclasses
 import json
 import os
+import shutil
 import time
 
 import keras
@@ -19,12 +20,14 @@ from tqdm import tqdm
 import models
 from data import midi_io
 from diffusion import process, schedules
-from training import pipeline
+from training import pipeline, summaries
 
 # Fields that may change when a run is resumed; any other change is refused.
 RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "ckpt_every",
-                    "eval_batches", "data_dir", "cache_dir"}
+                    "eval_batches", "data_dir", "cache_dir", "patience", "max_nonfinite",
+                    "sample_every"}
 NUM_T_BUCKETS = 10
+LOSS_SCALE_PERIOD = 2000
 
 
 def learning_rate_schedule(params):
@@ -70,6 +73,8 @@ class TrainResult:
     seconds: float
     last_loss: float
     eval_losses: dict
+    stop_reason: str = None
+    skipped: int = 0
 
 
 class Trainer:
@@ -82,13 +87,17 @@ class Trainer:
       strategy: a tf.distribute.Strategy (the default one on a single device).
     """
 
-    def __init__(self, params, features, model_dir, strategy=None):
+    def __init__(self, params, features, model_dir, strategy=None, jit_compile=False,
+                 is_chief=True, loss_scaling=False):
         self.params = params
         self.features = features
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
+        self.is_chief = is_chief
         self.schedule = schedules.get_schedule(params.schedule, params.timesteps)
         self.global_batch = params.batch_size
+        if jit_compile:
+            self._replica_gradients = tf.function(self._replica_gradients, jit_compile=True)
         with self.strategy.scope():
             keras.utils.set_random_seed(params.seed)
             self.model = build_denoiser(params, features)
@@ -101,6 +110,16 @@ class Trainer:
             # Built here, inside the scope: a distributed first step cannot create them.
             self.optimizer.build(self.model.trainable_variables)
             self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+            self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
+            self.best_eval_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False,
+                                              name="best_eval_loss")
+            # Dynamic loss scaling for mixed_float16 (Micikevicius et al. 2018):
+            # halve on overflow, double after LOSS_SCALE_PERIOD good steps.
+            self.loss_scaling = loss_scaling
+            self.loss_scale = tf.Variable(2.0 ** 15 if loss_scaling else 1.0,
+                                          trainable=False, name="loss_scale")
+            self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                          name="good_steps")
         self.iterator = None
         self.checkpoint = None
         self.manager = None
@@ -125,11 +144,17 @@ class Trainer:
         with tf.GradientTape() as tape:
             losses = self._losses(self.model, batch, training=True)
             loss = tf.nn.compute_average_loss(losses, global_batch_size=self.global_batch)
-        return loss, tape.gradient(loss, variables)
+            scaled_loss = loss * self.loss_scale
+        gradients = tape.gradient(scaled_loss, variables)
+        return loss, [tf.cast(g, tf.float32) / self.loss_scale for g in gradients]
 
     @tf.function
     def train_step(self, iterator):
-        """One optimizer step on one global batch; returns (loss, grad_norm)."""
+        """One optimizer step on one global batch; returns (loss, grad_norm, applied).
+
+        A non-finite loss or gradient skips the update (weights, moments and EMA
+        stay as they were) and counts it in `skipped`; the batch is consumed.
+        """
         batch = next(iterator)
         loss, gradients = self.strategy.run(self._replica_gradients, args=(batch,))
         sum_ = tf.distribute.ReduceOp.SUM
@@ -137,13 +162,36 @@ class Trainer:
         # the global batch's gradient, not of each replica's share.
         loss = self.strategy.reduce(sum_, loss, axis=None)
         gradients = [self.strategy.reduce(sum_, g, axis=None) for g in gradients]
-        gradients, grad_norm = tf.clip_by_global_norm(gradients, self.params.clip_norm)
-        self.optimizer.apply_gradients(zip(gradients, self.model.trainable_variables))
-        decay = ema_decay_at(self.step, self.params.ema_decay)
-        for ema_variable, variable in zip(self.ema_model.weights, self.model.weights):
-            ema_variable.assign(decay * ema_variable + (1.0 - decay) * variable)
+        grad_norm = tf.linalg.global_norm(gradients)
+        finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
+        self._update_loss_scale(finite)
+
+        def apply():
+            clipped, _ = tf.clip_by_global_norm(gradients, self.params.clip_norm,
+                                                use_norm=grad_norm)
+            self.optimizer.apply_gradients(zip(clipped, self.model.trainable_variables))
+            decay = ema_decay_at(self.step, self.params.ema_decay)
+            for ema_variable, variable in zip(self.ema_model.weights, self.model.weights):
+                ema_variable.assign(decay * ema_variable + (1.0 - decay) * variable)
+            return tf.constant(True)
+
+        def skip():
+            self.skipped.assign_add(1)
+            return tf.constant(False)
+
+        applied = tf.cond(finite, apply, skip)
         self.step.assign_add(1)
-        return loss, grad_norm
+        return loss, grad_norm, applied
+
+    def _update_loss_scale(self, finite):
+        if not self.loss_scaling:
+            return
+        good_steps = tf.where(finite, self.good_steps + 1, 0)
+        grow = good_steps >= LOSS_SCALE_PERIOD
+        self.loss_scale.assign(tf.where(finite, tf.where(grow, self.loss_scale * 2.0,
+                                                         self.loss_scale),
+                                        tf.maximum(self.loss_scale / 2.0, 1.0)))
+        self.good_steps.assign(tf.where(grow, tf.zeros_like(good_steps), good_steps))
 
     @tf.function
     def _eval_losses(self, batch):
@@ -167,8 +215,9 @@ class Trainer:
         return result
 
     # -- checkpoints ---------------------------------------------------------------
-    def attach(self, train_dataset):
-        """Creates the distributed iterator and the checkpoint that tracks it."""
+    def attach(self, train_dataset, encoding=None):
+        """Creates the distributed iterator and the checkpoints that track it."""
+        self.encoding = encoding
         stream = pipeline.training_stream(
             train_dataset, self.params.seed, self.params.timesteps, self.global_batch,
             fixed_batches=self.params.overfit_batches)
@@ -178,14 +227,28 @@ class Trainer:
         self.checkpoint = tf.train.Checkpoint(
             model_weights=[v.value for v in self.model.weights],
             ema_weights=[v.value for v in self.ema_model.weights],
-            optimizer=self.optimizer, step=self.step, iterator=self.iterator)
+            optimizer=self.optimizer, step=self.step, iterator=self.iterator,
+            skipped=self.skipped, best_eval_loss=self.best_eval_loss,
+            loss_scale=self.loss_scale, good_steps=self.good_steps)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, os.path.join(self.model_dir, "checkpoints"), max_to_keep=3)
+            self.checkpoint, self._checkpoint_dir("checkpoints"), max_to_keep=3)
+        # The best held-out checkpoint is kept apart from the latest ones.
+        self.best_manager = tf.train.CheckpointManager(
+            self.checkpoint, self._checkpoint_dir("best"), max_to_keep=1)
+
+    def _checkpoint_dir(self, name):
+        """Chief: model_dir/name. Other workers write (and drop) a private copy,
+        the layout multi-worker training requires (every worker takes part)."""
+        if self.is_chief:
+            return os.path.join(self.model_dir, name)
+        task_id = getattr(self.strategy.cluster_resolver, "task_id", 0)
+        return os.path.join(self.model_dir, f".worker_{task_id}", name)
 
     def restore_or_start(self) -> bool:
         """Restores the latest checkpoint if there is one; True if it did."""
-        self._write_params()
-        latest = self.manager.latest_checkpoint
+        if self.is_chief:
+            self._write_params()
+        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
         if latest is None:
             return False
         self.checkpoint.restore(latest).assert_existing_objects_matched()
@@ -202,51 +265,91 @@ class Trainer:
             with open(temp_path, "w", encoding="utf-8") as handle:
                 json.dump(current, handle, indent=2, sort_keys=True)
 
-    def save(self):
-        return self.manager.save(checkpoint_number=int(self.step.numpy()))
+    def save(self, manager=None):
+        manager = manager or self.manager
+        path = manager.save(checkpoint_number=int(self.step.numpy()))
+        if not self.is_chief:
+            shutil.rmtree(os.path.dirname(manager.directory), ignore_errors=True)
+        return path
 
     # -- the loop ----------------------------------------------------------------------
-    def fit(self, held_out=None, max_seconds=None, progress=True, on_eval=None):
-        """Trains until params.train_steps (or max_seconds); returns a TrainResult."""
+    def fit(self, held_out=None, max_seconds=None, progress=True):
+        """Trains until params.train_steps, max_seconds, early stopping or too many
+        non-finite updates in a row; returns a TrainResult."""
         params = self.params
-        writer = tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
+        writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
+                  if self.is_chief else tf.summary.create_noop_writer())
+        if self.is_chief:
+            summaries.write_hparams(writer, params)
         start_step = int(self.step.numpy())
         started = time.time()
-        bar = tqdm(total=params.train_steps, initial=start_step, disable=not progress,
-                   dynamic_ncols=True, unit="step", desc="train")
-        window_losses, window_start, eval_losses, last_loss = [], time.time(), {}, float("nan")
+        bar = tqdm(total=params.train_steps, initial=start_step,
+                   disable=not (progress and self.is_chief), dynamic_ncols=True,
+                   unit="step", desc="train")
+        window, window_start, eval_losses, last_loss = [], time.time(), {}, float("nan")
+        history = {"loss": [], "eval_loss_ema": []}
+        nonfinite_streak, evals_without_gain, stop_reason = 0, 0, None
         step = start_step
         while step < params.train_steps:
-            loss, grad_norm = self.train_step(self.iterator)
+            loss, grad_norm, applied = self.train_step(self.iterator)
             step = int(self.step.numpy())
             last_loss = float(loss.numpy())
-            window_losses.append(last_loss)
             bar.update(1)
-            if step % params.log_every == 0 or step == params.train_steps:
+            if bool(applied.numpy()):
+                nonfinite_streak = 0
+                window.append(last_loss)
+            elif not (self.loss_scaling and np.isfinite(last_loss)):
+                # (a float16 gradient overflow with a finite loss only lowers the scale)
+                nonfinite_streak += 1
+                if nonfinite_streak >= params.max_nonfinite:
+                    stop_reason = (f"stopped: {nonfinite_streak} non-finite updates in a "
+                                   f"row at step {step} (loss {last_loss}); the last good "
+                                   "checkpoint is intact. Lower --learning_rate or "
+                                   "--clip_norm.")
+                    break
+            if window and (step % params.log_every == 0 or step == params.train_steps):
                 elapsed = time.time() - window_start
                 with writer.as_default(step=step):
-                    tf.summary.scalar("loss", np.mean(window_losses))
+                    tf.summary.scalar("loss", np.mean(window))
                     tf.summary.scalar("grad_norm", grad_norm)
-                    tf.summary.scalar("learning_rate",
-                                      self.optimizer.learning_rate)
+                    tf.summary.scalar("learning_rate", self.optimizer.learning_rate)
                     tf.summary.scalar("examples_per_second",
-                                      len(window_losses) * self.global_batch / max(elapsed, 1e-9))
-                bar.set_postfix(loss=f"{np.mean(window_losses):.4f}")
-                window_losses, window_start = [], time.time()
+                                      len(window) * self.global_batch / max(elapsed, 1e-9))
+                    tf.summary.scalar("skipped_updates", self.skipped)
+                history["loss"].append((step, float(np.mean(window))))
+                bar.set_postfix(loss=f"{np.mean(window):.4f}")
+                window, window_start = [], time.time()
+            if params.sample_every and step % params.sample_every == 0 and self.is_chief \
+                    and self.encoding is not None:
+                summaries.write_samples(writer, step, self.ema_model, params, self.encoding)
             if held_out is not None and (step % params.eval_every == 0
                                          or step == params.train_steps):
                 eval_losses = self.evaluate(held_out)
                 with writer.as_default(step=step):
                     for name, value in eval_losses.items():
                         tf.summary.scalar(name, value)
-                if on_eval is not None:
-                    on_eval(step, eval_losses)
+                history["eval_loss_ema"].append((step, eval_losses["eval_loss_ema"]))
+                if eval_losses["eval_loss_ema"] < float(self.best_eval_loss.numpy()):
+                    self.best_eval_loss.assign(eval_losses["eval_loss_ema"])
+                    evals_without_gain = 0
+                    self.save(self.best_manager)
+                else:
+                    evals_without_gain += 1
+                    if params.patience and evals_without_gain >= params.patience:
+                        stop_reason = (f"early stop at step {step}: held-out loss has not "
+                                       f"improved for {evals_without_gain} evaluations "
+                                       f"(best {float(self.best_eval_loss.numpy()):.4f})")
             out_of_time = max_seconds is not None and time.time() - started > max_seconds
-            if step % params.ckpt_every == 0 or step == params.train_steps or out_of_time:
+            # Never checkpoint inside a non-finite streak: the last save stays good.
+            if nonfinite_streak == 0 and (step % params.ckpt_every == 0 or out_of_time
+                                          or step == params.train_steps or stop_reason):
                 self.save()
-            if out_of_time:
+            if out_of_time or stop_reason:
                 break
         bar.close()
         writer.flush()
+        if self.is_chief and history["loss"]:
+            summaries.save_loss_plot(os.path.join(self.model_dir, "loss.png"), history)
         return TrainResult(step=step, seconds=time.time() - started, last_loss=last_loss,
-                           eval_losses=eval_losses)
+                           eval_losses=eval_losses, stop_reason=stop_reason,
+                           skipped=int(self.skipped.numpy()))
