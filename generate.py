@@ -55,8 +55,8 @@ def sample_pieces(loaded, n, sampler_name, steps, seed, progress=True):
     bar = tqdm(total=steps, desc=f"{sampler_name} x{n}", unit="step", disable=not progress,
                dynamic_ncols=True)
     features = sampling.sample_features(
-        loaded.model, loaded.params, loaded.encoding.num_features, n, sampler_name, steps,
-        seed, callback=lambda *_: bar.update(1))
+        loaded.model, loaded.params, loaded.encoding, n, sampler_name, steps, seed,
+        callback=lambda *_: bar.update(1))
     bar.close()
     return [loaded.encoding.decode(piece) for piece in features]
 

@@ -48,7 +48,7 @@ class Params:
     # --- diffusion ------------------------------------------------------
     schedule: str = "linear"  # linear | cosine
     timesteps: int = 1000
-    prediction: str = "epsilon"  # epsilon | v
+    prediction: str = "epsilon"  # epsilon | v | categorical (one-hot encodings)
     sampler: str = "dpmpp"  # ddpm | ddim | dpmpp
     sample_steps: int = 20
     self_condition: bool = False  # feed the previous x_0 estimate back (Chen et al. 2022)
@@ -124,6 +124,9 @@ PRESETS = {
     "midi_onehot": _SEED.replace(**_QUALITY),
     "midi_bits": _SEED.replace(**{**_QUALITY, "encoding": "analog_bits"}),
     "midi_loggrid": _SEED.replace(**{**_QUALITY, "encoding": "log_grid", "clip_x0": 0.0}),
+    # One-hot codes with cross-entropy on x_0 (score interpolation, Dieleman et al. 2022).
+    "midi_categorical": _SEED.replace(encoding="onehot", prediction="categorical",
+                                      schedule="cosine", self_condition=True),
     # Ablation: the one-hot codes with the seed's objective.
     "midi_onehot_eps": _SEED.replace(encoding="onehot", clip_x0=1.0),
 }

@@ -85,17 +85,25 @@ def main(argv):
     loss_scaling = configure_tensorflow()
     strategy = distribute.choose_strategy(FLAGS.strategy)
     is_chief = distribute.is_chief(strategy)
+    from training import sampling
+
     trainer = trainer_lib.Trainer(params, prepared.num_features, model_dir, strategy,
                                   jit_compile=FLAGS.jit_compile, is_chief=is_chief,
-                                  loss_scaling=loss_scaling)
+                                  loss_scaling=loss_scaling,
+                                  groups=sampling.categorical_groups(params, prepared.encoding))
     print(f"model: {params.model}, {trainer.model.count_params():,} parameters; "
           f"replicas: {strategy.num_replicas_in_sync}; model_dir: {model_dir}")
     trainer.attach(midi_dataset.load_split(prepared, "train"), prepared.encoding)
     if trainer.restore_or_start():
         print(f"resumed from step {int(trainer.step.numpy())}")
-    held_out = pipeline.held_out_batches(
-        midi_dataset.load_split(prepared, "test"), params.seed, params.timesteps,
-        params.batch_size, params.eval_batches)
+    held_out = None
+    if prepared.num_examples("test"):
+        held_out = pipeline.held_out_batches(
+            midi_dataset.load_split(prepared, "test"), params.seed, params.timesteps,
+            params.batch_size, params.eval_batches)
+    else:
+        print("warning: the held-out split has no segments; held-out loss and early "
+              "stopping are off")
     max_seconds = None if FLAGS.max_minutes is None else FLAGS.max_minutes * 60
     started = time.time()
     result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress)

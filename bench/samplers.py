@@ -49,7 +49,8 @@ def main(argv):
     shape = [FLAGS.batch, params.seq_len, features]
     x = tf.random.stateless_normal(shape, [0, 1])
     t = tf.fill([FLAGS.batch], 500.0)
-    denoiser, schedule = sampling.make_denoiser(model, params, shape)
+    denoiser, schedule = sampling.make_denoiser(
+        model, params, shape, sampling.categorical_groups(params, loaded.encoding))
     one_call = tf.function(denoiser)
     one_call(x, t)  # trace
     call_seconds = median_seconds(lambda: one_call(x, t).numpy(), max(FLAGS.repeats, 20))

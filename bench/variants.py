@@ -11,13 +11,15 @@ split: the held-out split is only scored, after training.
 
 import json
 import os
-import subprocess
 import sys
 import time
 
 from absl import app, flags
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
 flags.DEFINE_list("variants", ["midi_seed", "midi_onehot", "midi_bits", "midi_loggrid"],
                   "presets of params.py to compare")
 flags.DEFINE_float("minutes", 10.0, "training time per variant")
@@ -28,73 +30,37 @@ flags.DEFINE_string("json", os.path.join("bench", "results", "variants.json"), "
 flags.DEFINE_boolean("skip_trained", True, "reuse a variant whose export already exists")
 FLAGS = flags.FLAGS
 
-COLUMNS = [("diatonic_fit", "diatonic"), ("js_interval", "JS int"),
-           ("js_pitch_class", "JS pc"), ("chord_fraction", "chords"),
-           ("on_grid", "on grid"), ("js_duration", "JS dur"),
-           ("pitch_consistency", "P-cons"), ("duration_consistency", "D-cons"),
-           ("longest_copy", "copy")]
-
-
-def run(command):
-    print("$", " ".join(command), flush=True)
-    subprocess.run(command, cwd=ROOT, check=True)
-
 
 def variant(preset):
     folder = os.path.join(FLAGS.out_dir, preset)
     export = os.path.join(folder, "export")
-    samples = os.path.join(folder, "samples")
-    evaluation = os.path.join(folder, "evaluation.json")
-    python = sys.executable
     started = time.time()
-    if not (FLAGS.skip_trained and os.path.isdir(export)):
-        run([python, "train.py", f"--preset={preset}", f"--model_dir={folder}/run",
-             f"--max_minutes={FLAGS.minutes}", f"--train_steps={FLAGS.train_steps}",
-             "--eval_every=1000000", "--ckpt_every=1000", f"--export={export}",
-             "--overwrite", "--progress=false"])
+    if not (FLAGS.skip_trained and os.path.isdir(os.path.join(common.ROOT, export))):
+        common.run([sys.executable, "train.py", f"--preset={preset}",
+                    f"--model_dir={folder}/run", f"--max_minutes={FLAGS.minutes}",
+                    f"--train_steps={FLAGS.train_steps}", "--eval_every=1000000",
+                    "--ckpt_every=1000", "--sample_every=0", f"--export={export}",
+                    "--overwrite", "--progress=false"])
     train_seconds = time.time() - started
-    run([python, "generate.py", samples, f"--weights={export}", f"--n={FLAGS.n}",
-         "--sampler=dpmpp", "--steps=20", "--wav=false", "--png=false", "--overwrite",
-         "--progress=false"])
-    run([python, "evaluate.py", "--domain=midi", f"--generated={samples}",
-         f"--json={evaluation}", f"--preset={preset}"])
-    with open(evaluation, encoding="utf-8") as handle:
-        rows = json.load(handle)["rows"]
-    with open(os.path.join(export, "metadata.json"), encoding="utf-8") as handle:
+    rows = common.generate_and_evaluate(sys.executable, export,
+                                        os.path.join(folder, "samples"), "dpmpp", 20, FLAGS.n)
+    with open(os.path.join(common.ROOT, export, "metadata.json"), encoding="utf-8") as handle:
         metadata = json.load(handle)
     return {"preset": preset, "steps": metadata["step"], "train_seconds": train_seconds,
             "rows": rows}
 
 
-def table(results):
-    header = "| set | steps | " + " | ".join(label for _, label in COLUMNS) + " |"
-    lines = [header, "|" + "---|" * (len(COLUMNS) + 2)]
-    references = [row for row in results[0]["rows"] if not row["set"].startswith("generated")]
-    for row in references:
-        lines.append(f"| {row['set']} | - | " + " | ".join(
-            _format(row.get(key)) for key, _ in COLUMNS) + " |")
-    for result in results:
-        row = result["rows"][-1]
-        lines.append(f"| {result['preset']} | {result['steps']} | " + " | ".join(
-            _format(row.get(key)) for key, _ in COLUMNS) + " |")
-    return "\n".join(lines)
-
-
-def _format(value):
-    if value is None:
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.3f}"
-    return str(value)
-
-
 def main(argv):
     del argv
     results = [variant(preset) for preset in FLAGS.variants]
-    print(table(results))
+    table = common.markdown_table(
+        common.reference_rows(results[0]["rows"]),
+        [(f"{r['preset']} ({r['steps']} steps)", r["rows"][-1]) for r in results])
+    print(table)
     os.makedirs(os.path.dirname(FLAGS.json), exist_ok=True)
     with open(FLAGS.json, "w", encoding="utf-8") as handle:
-        json.dump({"minutes": FLAGS.minutes, "results": results}, handle, indent=2)
+        json.dump({"minutes": FLAGS.minutes, "results": results, "table": table},
+                  handle, indent=2)
     print(f"wrote {FLAGS.json}")
 
 

@@ -73,6 +73,12 @@ class NoteEncoding:
         features = np.asarray(features, np.float64).reshape(-1, self.num_features)
         return self._decode(features)
 
+    @property
+    def categorical_groups(self):
+        """Sizes of the one-hot groups that tile the features, in order, or None
+        when the features are not one-hot codes (see the categorical objective)."""
+        return None
+
     def get_config(self) -> dict:
         # Some encodings' width depends on their statistics (vocabulary sizes):
         # an unfitted one reports None.
@@ -430,6 +436,11 @@ class OneHot(_RhythmVocabularyEncoding):
 
     def _group_sizes(self):
         return [12, self._num_octaves, len(self._durations), len(self._deltas)]
+
+    @property
+    def categorical_groups(self):
+        self._require_stats()
+        return list(self._group_sizes())
 
     def _encode(self, piece):
         pitch = np.round(piece[:, notes_lib.PITCH]).astype(np.int64)

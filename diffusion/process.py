@@ -3,17 +3,22 @@
 Notation as in schedules.py: x_t = signal_rates * x_0 + noise_rates * epsilon,
 with signal_rates = sqrt(alpha_bar_t) and noise_rates = sqrt(1 - alpha_bar_t).
 v-prediction (Salimans & Ho 2022): v = signal_rates * epsilon - noise_rates * x_0.
+Categorical prediction (score interpolation, Dieleman et al. 2022, "Continuous
+diffusion for categorical data"): for x_0 made of one-hot groups in {-1, +1},
+the network outputs logits per group, is trained with cross-entropy, and its
+x_0 estimate is the expectation 2 * softmax(logits) - 1 of each group.
 """
 
 import numpy as np
 import tensorflow as tf
 
-PREDICTION_TYPES = ("epsilon", "v")
+PREDICTION_TYPES = ("epsilon", "v", "categorical")
 
 
 def _check_prediction(prediction):
     if prediction not in PREDICTION_TYPES:
-        raise ValueError(f"unknown prediction type {prediction!r}; choose epsilon or v")
+        raise ValueError(f"unknown prediction type {prediction!r}; choose "
+                         "epsilon, v or categorical")
 
 
 def _broadcast(rates, like):
@@ -35,11 +40,28 @@ def training_target(schedule, x_0, noise, t, prediction="epsilon"):
     _check_prediction(prediction)
     if prediction == "epsilon":
         return noise
+    if prediction == "categorical":
+        return x_0
     signal_rates, noise_rates = schedule.rates(t)
     return _broadcast(signal_rates, x_0) * noise - _broadcast(noise_rates, x_0) * x_0
 
 
-def split_prediction(x_t, model_output, signal_rates, noise_rates, prediction="epsilon"):
+def categorical_x0(logits, groups):
+    """Expected x_0 in {-1, +1} codes: 2 * softmax - 1 per one-hot group."""
+    parts = tf.split(tf.cast(logits, tf.float32), groups, axis=-1)
+    return 2.0 * tf.concat([tf.nn.softmax(part) for part in parts], axis=-1) - 1.0
+
+
+def categorical_cross_entropy(logits, x_0, groups):
+    """Sum over groups of the cross-entropy against x_0's hot entries, [batch, L]."""
+    logits = tf.split(tf.cast(logits, tf.float32), groups, axis=-1)
+    labels = tf.split((x_0 + 1.0) / 2.0, groups, axis=-1)
+    return tf.add_n([tf.nn.softmax_cross_entropy_with_logits(label, logit)
+                     for label, logit in zip(labels, logits)])
+
+
+def split_prediction(x_t, model_output, signal_rates, noise_rates, prediction="epsilon",
+                     groups=None):
     """(pred_x0, pred_noise) from a network output, given the rates at x_t's step."""
     _check_prediction(prediction)
     signal_rates = _broadcast(signal_rates, x_t)
@@ -47,9 +69,14 @@ def split_prediction(x_t, model_output, signal_rates, noise_rates, prediction="e
     if prediction == "epsilon":
         pred_noise = model_output
         pred_x0 = (x_t - noise_rates * pred_noise) / signal_rates
-    else:
+    elif prediction == "v":
         pred_x0 = signal_rates * x_t - noise_rates * model_output
         pred_noise = noise_rates * x_t + signal_rates * model_output
+    else:
+        if groups is None:
+            raise ValueError("categorical prediction needs the one-hot group sizes")
+        pred_x0 = categorical_x0(model_output, groups)
+        pred_noise = (x_t - signal_rates * pred_x0) / noise_rates
     return pred_x0, pred_noise
 
 
@@ -102,6 +129,8 @@ def loss_weights(schedule, t, prediction="epsilon", weighting="none", gamma=5.0)
         raise ValueError(f"unknown loss weighting {weighting!r}; choose none or min_snr")
     if weighting == "none":
         return tf.ones_like(tf.cast(t, tf.float32))
+    if prediction == "categorical":
+        raise ValueError("min_snr weighting is defined for epsilon and v prediction")
     signal_rates, noise_rates = schedule.rates(t)
     snr = tf.square(signal_rates) / tf.maximum(tf.square(noise_rates), 1e-12)
     clipped = tf.minimum(snr, gamma)
@@ -109,7 +138,7 @@ def loss_weights(schedule, t, prediction="epsilon", weighting="none", gamma=5.0)
 
 
 def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
-                   weighting="none", gamma=5.0, self_condition_mask=None):
+                   weighting="none", gamma=5.0, self_condition_mask=None, groups=None):
     """Per-example weighted mean squared error of the network against its target.
 
     Args:
@@ -119,6 +148,7 @@ def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
       self_condition_mask: optional bool [batch]; where true the network also
         sees its own (stop-gradient) estimate of x_0 from a first pass, as in
         self-conditioning (Chen et al. 2022, "Analog Bits"); elsewhere zeros.
+      groups: one-hot group sizes, for categorical prediction (cross-entropy).
     Returns:
       float32 [batch] losses (callers average them over the global batch).
     """
@@ -131,10 +161,14 @@ def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
         no_estimate = tf.zeros_like(x_0)
         first = tf.cast(model_fn(x_t, t_float, no_estimate), tf.float32)
         signal_rates, noise_rates = schedule.rates(t_float)
-        estimate, _ = split_prediction(x_t, first, signal_rates, noise_rates, prediction)
+        estimate, _ = split_prediction(x_t, first, signal_rates, noise_rates, prediction,
+                                       groups)
         use = _broadcast(tf.cast(self_condition_mask, tf.float32), x_0)
         estimate = tf.stop_gradient(use * estimate)
         output = tf.cast(model_fn(x_t, t_float, estimate), tf.float32)
-    squared = tf.square(output - target)
-    per_example = tf.reduce_mean(tf.reshape(squared, [tf.shape(squared)[0], -1]), axis=1)
+    if prediction == "categorical":
+        per_example = tf.reduce_mean(categorical_cross_entropy(output, x_0, groups), axis=1)
+    else:
+        squared = tf.square(output - target)
+        per_example = tf.reduce_mean(tf.reshape(squared, [tf.shape(squared)[0], -1]), axis=1)
     return per_example * loss_weights(schedule, t, prediction, weighting, gamma)

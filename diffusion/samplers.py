@@ -32,7 +32,7 @@ SPACINGS = ("uniform", "logsnr")
 
 
 def epsilon_denoiser(model, schedule, prediction="epsilon", clip_x0=0.0,
-                     self_condition_shape=None):
+                     self_condition_shape=None, groups=None):
     """Wraps a network called as model([x_t, t]) into a pred_noise denoiser.
 
     clip_x0 > 0 clips the x_0 estimate to [-clip_x0, clip_x0] (data known to be
@@ -40,6 +40,7 @@ def epsilon_denoiser(model, schedule, prediction="epsilon", clip_x0=0.0,
     self_condition_shape: the [batch, ...] shape of x for a self-conditioned
     network (Chen et al. 2022), called as model([concat(x_t, x0_estimate), t]);
     the previous step's x_0 estimate is kept in a variable, zero at the start.
+    groups: one-hot group sizes of a categorical-prediction network.
     """
     estimate = None
     if self_condition_shape is not None:
@@ -50,7 +51,7 @@ def epsilon_denoiser(model, schedule, prediction="epsilon", clip_x0=0.0,
         output = tf.cast(model([inputs, t], training=False), tf.float32)
         signal_rates, noise_rates = schedule.rates(t)
         pred_x0, pred_noise = process.split_prediction(
-            x_t, output, signal_rates, noise_rates, prediction)
+            x_t, output, signal_rates, noise_rates, prediction, groups)
         if clip_x0 > 0:
             pred_x0 = tf.clip_by_value(pred_x0, -clip_x0, clip_x0)
             pred_noise = process.noise_from_x0(x_t, pred_x0, signal_rates, noise_rates)

@@ -133,7 +133,7 @@ def test_targets_reconstruct_x0_and_noise(prediction, schedule_name):
 
 
 def test_unknown_prediction_type_is_refused(linear):
-    with pytest.raises(ValueError, match="epsilon or v"):
+    with pytest.raises(ValueError, match="epsilon, v or categorical"):
         process.training_target(linear, tf.zeros([1, 2]), tf.zeros([1, 2]), tf.constant([3]), "x0")
 
 
@@ -388,3 +388,31 @@ def test_self_conditioned_denoiser_carries_its_estimate(linear):
     denoiser = samplers.epsilon_denoiser(Model(), linear, self_condition_shape=[3, 1])
     out = samplers.sample_ddim(denoiser, tf.ones([3, 1]), linear, 4, 0)
     assert calls and set(calls) == {2} and out.shape == (3, 1)
+
+
+def test_categorical_prediction_is_cross_entropy_with_expected_x0(linear):
+    groups = [3, 2]
+    x_0 = tf.constant([[[1.0, -1, -1, -1, 1]]])  # classes 0 and 1
+    logits = tf.constant([[[2.0, 0.0, 0.0, 0.0, 1.0]]])
+    pred_x0 = process.categorical_x0(logits, groups).numpy()[0, 0]
+    p = np.exp([2.0, 0, 0]) / np.exp([2.0, 0, 0]).sum()
+    q = np.exp([0.0, 1.0]) / np.exp([0.0, 1.0]).sum()
+    np.testing.assert_allclose(pred_x0, 2 * np.concatenate([p, q]) - 1, rtol=1e-6)
+    ce = process.categorical_cross_entropy(logits, x_0, groups).numpy()[0, 0]
+    assert ce == pytest.approx(-np.log(p[0]) - np.log(q[1]), rel=1e-6)
+    t = tf.constant([300])
+    noise = tf.random.stateless_normal(x_0.shape, [1, 1])
+    losses = process.diffusion_loss(lambda x, s: logits, linear, x_0, t, noise,
+                                    "categorical", groups=groups)
+    assert losses.numpy()[0] == pytest.approx(ce / 1.0, rel=1e-6)
+    # The derived noise is consistent with the expected x_0 at x_t's level.
+    x_t = process.q_sample(linear, x_0, t, noise)
+    signal, sigma = linear.rates(t)
+    pred_x0_t, pred_noise = process.split_prediction(x_t, logits, signal, sigma,
+                                                     "categorical", groups)
+    np.testing.assert_allclose((signal[0] * pred_x0_t + sigma[0] * pred_noise).numpy(),
+                               x_t.numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="group sizes"):
+        process.split_prediction(x_t, logits, signal, sigma, "categorical")
+    with pytest.raises(ValueError, match="epsilon and v"):
+        process.loss_weights(linear, t, "categorical", "min_snr")

@@ -98,18 +98,52 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
     assert best is not None and best != trainer.manager.latest_checkpoint
 
 
-def test_loss_falls_and_ema_lags(tmp_path):
-    trainer = make_trainer(tmp_path, train_steps=40, learning_rate=3e-3, warmup_steps=5,
-                           overfit_batches=1, batch_size=4, log_every=10, eval_every=1000)
+def seed_log_encoding():
+    return encodings.get_encoding("seed_log", {
+        "encoding": "seed_log", "features": ["midi_pitch", "duration", "delta"],
+        "minimum": [40, 0.25, 0], "maximum": [80, 4, 4], "mean_velocity": 90.0,
+        "num_notes": 10})
+
+
+def test_overfit_batches_loss_falls_tenfold(tmp_path):
+    trainer = make_trainer(tmp_path, train_steps=200, learning_rate=3e-3, warmup_steps=10,
+                           overfit_batches=1, log_every=10, eval_every=1000)
     result = trainer.fit(progress=False)
-    assert result.step == 40 and np.isfinite(result.last_loss)
-    ema = trainer.ema_model.get_weights()
-    raw = trainer.model.get_weights()
-    assert any(not np.allclose(a, b) for a, b in zip(ema, raw))
+    assert result.step == 200
+    losses = [float(tf.make_ndarray(event.tensor_proto))
+              for event in read_events(tmp_path).Tensors("loss")]
+    assert losses[0] / np.mean(losses[-3:]) > 10, losses
+    ema, raw = trainer.ema_model.get_weights(), trainer.model.get_weights()
+    assert any(not np.allclose(a, b) for a, b in zip(ema, raw))  # the EMA lags
+
+
+def read_events(model_dir):
+    from tensorboard.backend.event_processing import event_accumulator
+
+    accumulator = event_accumulator.EventAccumulator(
+        os.path.join(model_dir, "train"), size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return accumulator
+
+
+def test_tensorboard_has_curves_samples_and_hparams(tmp_path):
+    trainer = trainer_lib.Trainer(tiny_params(train_steps=4, sample_every=4, eval_every=2),
+                                  FEATURES, str(tmp_path))
+    trainer.attach(toy_dataset(), seed_log_encoding())
+    trainer.restore_or_start()
     held_out = pipeline.held_out_batches(toy_dataset(8), 0, 1000, 4, 2)
-    losses = trainer.evaluate(held_out)
-    assert set(losses) >= {"eval_loss", "eval_loss_ema"}
-    assert all(np.isfinite(v) for v in losses.values())
+    trainer.fit(held_out, progress=False)
+    events = read_events(tmp_path)
+    tags = set(events.Tags()["tensors"])
+    for tag in ("loss", "grad_norm", "learning_rate", "examples_per_second",
+                "eval_loss", "eval_loss_ema", "samples/piano_roll", "samples/audio"):
+        assert tag in tags, tag
+    assert any(tag.startswith("eval_loss_t") for tag in tags)
+    image = events.Tensors("samples/piano_roll")[0].tensor_proto
+    assert tf.make_ndarray(image).shape[0] >= 3  # width, height, encoded PNGs
+    assert "hparams" in events.PluginTagToContent("hparams") or \
+        events.PluginTagToContent("hparams")
+    assert os.path.getsize(tmp_path / "loss.png") > 1000
 
 
 def test_self_conditioned_model_trains_and_samples(tmp_path):
@@ -119,8 +153,8 @@ def test_self_conditioned_model_trains_and_samples(tmp_path):
                            loss_weighting="min_snr", prediction="v", schedule="cosine")
     trainer.fit(progress=False)
     assert trainer.model.layers  # built with 2 x features inputs
-    features = sampling.sample_features(trainer.ema_model, trainer.params, FEATURES, 2,
-                                        "dpmpp", 3, seed=0)
+    features = sampling.sample_features(trainer.ema_model, trainer.params,
+                                        seed_log_encoding(), 2, "dpmpp", 3, seed=0)
     assert features.shape == (2, 16, FEATURES) and np.all(np.isfinite(features))
 
 

@@ -28,18 +28,23 @@ def _with_randomness(seed, num_timesteps, key):
 
 
 def training_stream(dataset, seed, num_timesteps, global_batch, key="notes",
-                    shuffle_buffer=10000, fixed_batches=0):
+                    shuffle_buffer=10000, fixed_batches=0, start_batch=0):
     """Shuffled, repeated batches of {x_0, t, noise}; infinite.
 
+    start_batch skips that many batches of the same seeded stream, so a resumed
+    run continues exactly where its checkpoint's step left off (the skipped
+    examples pass the shuffle buffer but not the noise generation).
     fixed_batches > 0 keeps only the first N batches of one shuffled pass, with
     their t and noise, and repeats them (the overfit sanity check).
     """
     dataset = dataset.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    skip = start_batch * global_batch
     if fixed_batches:
         dataset = dataset.take(fixed_batches * global_batch).enumerate()
         dataset = dataset.map(_with_randomness(seed, num_timesteps, key)).cache().repeat()
+        dataset = dataset.skip(skip)
     else:
-        dataset = dataset.repeat().enumerate()
+        dataset = dataset.repeat().enumerate().skip(skip)
         dataset = dataset.map(_with_randomness(seed, num_timesteps, key),
                               num_parallel_calls=AUTOTUNE, deterministic=True)
     dataset = dataset.batch(global_batch, drop_remainder=True).prefetch(AUTOTUNE)

@@ -11,20 +11,31 @@ def default_steps(params, sampler_name):
     return params.timesteps if sampler_name == "ddpm" else params.sample_steps
 
 
-def make_denoiser(model, params, shape):
+def categorical_groups(params, encoding):
+    """The one-hot group sizes a categorical-prediction model needs (else None)."""
+    if params.prediction != "categorical":
+        return None
+    groups = encoding.categorical_groups
+    if groups is None:
+        raise ValueError(f"--prediction=categorical needs one-hot features; encoding "
+                         f"{encoding.name!r} has none (use --encoding=onehot)")
+    return groups
+
+
+def make_denoiser(model, params, shape, groups=None):
     """The pred_noise denoiser of `model` for a batch of the given shape."""
     schedule = schedules.get_schedule(params.schedule, params.timesteps)
     denoiser = samplers.epsilon_denoiser(
         model, schedule, params.prediction, params.clip_x0,
-        self_condition_shape=shape if params.self_condition else None)
+        self_condition_shape=shape if params.self_condition else None, groups=groups)
     return denoiser, schedule
 
 
-def sample_features(model, params, num_features, n, sampler_name, steps, seed,
-                    callback=None):
+def sample_features(model, params, encoding, n, sampler_name, steps, seed, callback=None):
     """n generated feature arrays [n, seq_len, num_features] (numpy float32)."""
-    shape = [n, params.seq_len, num_features]
-    denoiser, schedule = make_denoiser(model, params, shape)
+    shape = [n, params.seq_len, encoding.num_features]
+    denoiser, schedule = make_denoiser(model, params, shape,
+                                       categorical_groups(params, encoding))
     x_init = tf.random.stateless_normal(shape, [seed, 0])
     x_0 = samplers.get_sampler(sampler_name)(
         denoiser, x_init, schedule, steps, seed, callback=callback)

@@ -22,8 +22,8 @@ def write_hparams(writer, params):
 
 def write_samples(writer, step, model, params, encoding, n=2, seed=0):
     """Samples from `model` (the EMA weights) as audio and piano-roll images."""
-    features = sampling.sample_features(model, params, encoding.num_features, n,
-                                        params.sampler, params.sample_steps, seed)
+    features = sampling.sample_features(model, params, encoding, n, params.sampler,
+                                        params.sample_steps, seed)
     pieces = [encoding.decode(piece) for piece in features]
     images = np.stack([render.piano_roll_image(piece) for piece in pieces])
     clips = [render.render_audio(piece, sample_rate=SAMPLE_RATE) for piece in pieces]

@@ -85,15 +85,20 @@ class Trainer:
       features: per-element features of x_0 (e.g. 3 for note triples).
       model_dir: checkpoints, params.json and TensorBoard logs.
       strategy: a tf.distribute.Strategy (the default one on a single device).
+      jit_compile: compile the per-replica gradient computation with XLA.
+      is_chief: whether this process writes logs, checkpoints and exports.
+      loss_scaling: dynamic loss scaling (for a mixed_float16 policy).
+      groups: one-hot group sizes, for categorical prediction.
     """
 
     def __init__(self, params, features, model_dir, strategy=None, jit_compile=False,
-                 is_chief=True, loss_scaling=False):
+                 is_chief=True, loss_scaling=False, groups=None):
         self.params = params
         self.features = features
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_chief = is_chief
+        self.groups = groups
         self.schedule = schedules.get_schedule(params.schedule, params.timesteps)
         self.global_batch = params.batch_size
         if jit_compile:
@@ -137,7 +142,8 @@ class Trainer:
             mask = None
         return process.diffusion_loss(
             model_fn, self.schedule, batch["x_0"], batch["t"], batch["noise"],
-            params.prediction, params.loss_weighting, params.min_snr_gamma, mask)
+            params.prediction, params.loss_weighting, params.min_snr_gamma, mask,
+            self.groups)
 
     def _replica_gradients(self, batch):
         variables = self.model.trainable_variables
@@ -216,25 +222,30 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------
     def attach(self, train_dataset, encoding=None):
-        """Creates the distributed iterator and the checkpoints that track it."""
+        """Creates the checkpoints; the input iterator comes with restore_or_start."""
         self.encoding = encoding
-        stream = pipeline.training_stream(
-            train_dataset, self.params.seed, self.params.timesteps, self.global_batch,
-            fixed_batches=self.params.overfit_batches)
-        self.iterator = iter(self.strategy.experimental_distribute_dataset(stream))
+        self.train_dataset = train_dataset
         # The weights are listed explicitly: TF's object graph does not reach
-        # Keras 3 sublayers kept in Python lists (the U-Net's stages).
+        # Keras 3 sublayers kept in Python lists (the U-Net's stages). The data
+        # position is the step: every step consumes exactly one global batch of a
+        # seeded stream, so restoring `step` restores the position (see pipeline).
         self.checkpoint = tf.train.Checkpoint(
             model_weights=[v.value for v in self.model.weights],
             ema_weights=[v.value for v in self.ema_model.weights],
-            optimizer=self.optimizer, step=self.step, iterator=self.iterator,
-            skipped=self.skipped, best_eval_loss=self.best_eval_loss,
-            loss_scale=self.loss_scale, good_steps=self.good_steps)
+            optimizer=self.optimizer, step=self.step, skipped=self.skipped,
+            best_eval_loss=self.best_eval_loss, loss_scale=self.loss_scale,
+            good_steps=self.good_steps)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_dir("checkpoints"), max_to_keep=3)
         # The best held-out checkpoint is kept apart from the latest ones.
         self.best_manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_dir("best"), max_to_keep=1)
+
+    def _start_iterator(self):
+        stream = pipeline.training_stream(
+            self.train_dataset, self.params.seed, self.params.timesteps, self.global_batch,
+            fixed_batches=self.params.overfit_batches, start_batch=int(self.step.numpy()))
+        self.iterator = iter(self.strategy.experimental_distribute_dataset(stream))
 
     def _checkpoint_dir(self, name):
         """Chief: model_dir/name. Other workers write (and drop) a private copy,
@@ -249,10 +260,10 @@ class Trainer:
         if self.is_chief:
             self._write_params()
         latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
-        if latest is None:
-            return False
-        self.checkpoint.restore(latest).assert_existing_objects_matched()
-        return True
+        if latest is not None:
+            self.checkpoint.restore(latest).assert_existing_objects_matched()
+        self._start_iterator()
+        return latest is not None
 
     def _write_params(self):
         path = os.path.join(self.model_dir, "params.json")

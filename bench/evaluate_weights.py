@@ -1,0 +1,53 @@
+"""Scores a weights folder's samples per sampler with evaluate.py.
+
+  python bench/evaluate_weights.py --weights weights/midi --n 80
+
+For each sampler:steps pair: generate --n pieces, evaluate them against the
+held-out split, and record the sampling time. Prints a markdown table (with
+evaluate.py's reference rows) and writes bench/results/<name>.json.
+"""
+
+import json
+import os
+import sys
+import time
+
+from absl import app, flags
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import common  # noqa: E402
+
+flags.DEFINE_string("weights", os.path.join("weights", "midi"), "weights folder")
+flags.DEFINE_list("runs", ["ddpm:1000", "ddim:50", "dpmpp:20"], "sampler:steps pairs")
+flags.DEFINE_integer("n", 80, "pieces per sampler (the held-out split has 80 segments)")
+flags.DEFINE_string("out_dir", os.path.join("runs", "evaluate_weights"), "samples")
+FLAGS = flags.FLAGS
+
+
+def main(argv):
+    del argv
+    name = os.path.basename(os.path.normpath(FLAGS.weights))
+    results = []
+    for spec in FLAGS.runs:
+        sampler, steps = spec.split(":")
+        samples = os.path.join(FLAGS.out_dir, name, f"{sampler}{steps}")
+        started = time.time()
+        rows = common.generate_and_evaluate(
+            sys.executable, FLAGS.weights, samples, sampler, steps, FLAGS.n)
+        results.append({"sampler": sampler, "steps": int(steps), "rows": rows,
+                        "seconds": time.time() - started})
+    table = common.markdown_table(
+        common.reference_rows(results[0]["rows"]),
+        [(f"{r['sampler']} {r['steps']} steps", r["rows"][-1]) for r in results])
+    print(table)
+    path = os.path.join("bench", "results", f"evaluate_{name}.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="utf-8") as handle:
+        json.dump({"weights": FLAGS.weights, "n": FLAGS.n, "results": results,
+                   "table": table}, handle, indent=2)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)
