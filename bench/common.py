@@ -30,9 +30,15 @@ def data_flags(weights):
     return [f"--{field}={params[field]}" for field in DATA_FIELDS]
 
 
-def generate_and_evaluate(python, weights, samples, sampler, steps, n):
-    """generate.py then evaluate.py (on the weights' own data); returns its rows."""
+def generate_and_evaluate(python, weights, samples, sampler, steps, n, reuse=False):
+    """generate.py then evaluate.py (on the weights' own data); returns its rows.
+
+    reuse: return the rows of an earlier evaluation of the same samples folder.
+    """
     evaluation = os.path.join(samples, "evaluation.json")
+    if reuse and os.path.exists(os.path.join(ROOT, evaluation)):
+        with open(os.path.join(ROOT, evaluation), encoding="utf-8") as handle:
+            return json.load(handle)["rows"]
     run([python, "generate.py", samples, f"--weights={weights}", f"--n={n}",
          f"--sampler={sampler}", f"--steps={steps}", "--wav=false", "--png=false",
          "--overwrite", "--progress=false"])

@@ -43,7 +43,8 @@ def variant(preset):
                     "--overwrite", "--progress=false"])
     train_seconds = time.time() - started
     rows = common.generate_and_evaluate(sys.executable, export,
-                                        os.path.join(folder, "samples"), "dpmpp", 20, FLAGS.n)
+                                        os.path.join(folder, "samples"), "dpmpp", 20, FLAGS.n,
+                                        reuse=FLAGS.skip_trained)
     with open(os.path.join(common.ROOT, export, "metadata.json"), encoding="utf-8") as handle:
         metadata = json.load(handle)
     return {"preset": preset, "steps": metadata["step"], "train_seconds": train_seconds,
