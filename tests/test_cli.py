@@ -105,9 +105,7 @@ def test_generate_without_weights_says_how_to_get_them(tmp_path):
 @pytest.mark.slow
 def test_shipped_weights_generate(tmp_path):
     """The README's first command, on the weights committed in weights/midi."""
-    shipped = os.path.join(ROOT, "weights", "midi")
-    if not os.path.isdir(shipped):
-        pytest.skip("no shipped weights yet")
+    assert os.path.isdir(os.path.join(ROOT, "weights", "midi"))
     result = run("generate.py", str(tmp_path), "--n=2", "--steps=5", "--progress=false")
     assert "wrote 2 pieces" in result.stdout
     assert len(os.listdir(tmp_path)) == 6
