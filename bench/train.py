@@ -88,6 +88,10 @@ def measure(tf, preset, jit_compile, prepared, matmul_rate, tmp_dir):
     seconds = statistics.median(times)
     batch = next(iter(pipeline.training_stream(trainer.train_dataset, 0, params.timesteps,
                                                trainer.global_batch)))
+    # Counted on the plain graph: an XLA-compiled step hides its ops from the
+    # profiler, and compilation does not change the model's arithmetic.
+    if jit_compile:
+        trainer._replica_gradients = trainer._replica_gradients.python_function
     flops = step_flops(tf, trainer, batch)
     return {"preset": preset, "jit_compile": jit_compile,
             "parameters": trainer.model.count_params(), "batch": trainer.global_batch,

@@ -104,29 +104,33 @@ def timestep_grid(schedule, num_steps, spacing="logsnr", t_start=None):
 
 
 class _Grid:
-    """Per-step constants of a grid, computed in float64 and stored as float32."""
+    """Per-step constants of a grid, computed in float64.
+
+    `tensors` holds every per-step value a step needs, as float32 tensors; they
+    are passed to the compiled step as arguments (not captured), so one traced
+    step serves every run of a sampler with the same denoiser.
+    """
 
     def __init__(self, schedule, times):
         signal_rates, noise_rates = schedule.rates_np(times)
         with np.errstate(divide="ignore"):
             log_snrs = np.log(signal_rates) - np.log(noise_rates)
-        self.times_np = times
         self.num_steps = len(times) - 1
-        self.times = tf.constant(times, tf.float32)
-        self.signal_rates = tf.constant(signal_rates, tf.float32)
-        self.noise_rates = tf.constant(noise_rates, tf.float32)
         self.signal_rates_np, self.noise_rates_np, self.log_snrs_np = (
             signal_rates, noise_rates, log_snrs)
+        self.tensors = {}
+        self.add(times=times, signal_rates=signal_rates, noise_rates=noise_rates)
 
-    def constant(self, values):
-        return tf.constant(np.asarray(values, np.float64), tf.float32)
+    def add(self, **values):
+        for name, value in values.items():
+            self.tensors[name] = tf.constant(np.asarray(value, np.float64), tf.float32)
 
 
 def _evaluate(denoiser, grid, step, x):
-    """(pred_x0, pred_noise) at grid point `step`."""
-    t = tf.fill([tf.shape(x)[0]], grid.times[step])
+    """(pred_x0, pred_noise) at grid point `step` (grid: the tensors dict)."""
+    t = tf.fill([tf.shape(x)[0]], grid["times"][step])
     pred_noise = tf.cast(denoiser(x, t), tf.float32)
-    pred_x0 = (x - grid.noise_rates[step] * pred_noise) / grid.signal_rates[step]
+    pred_x0 = (x - grid["noise_rates"][step] * pred_noise) / grid["signal_rates"][step]
     return pred_x0, pred_noise
 
 
@@ -141,34 +145,65 @@ def _reset(denoiser):
         denoiser.reset()
 
 
-def _run(denoiser, update, carry, x_init, grid, seed, callback, known, known_mask):
-    """Iterates `update(step, x, carry) -> (x, carry, pred_x0)` over the grid."""
+def _compiled(denoiser, update, masked):
+    """The traced step of `update` for this denoiser, made once and reused."""
+    cache = getattr(denoiser, "_compiled_steps", None)
+    if cache is None:
+        cache = {}
+        try:
+            denoiser._compiled_steps = cache
+        except AttributeError:  # a callable object without attributes: no reuse
+            pass
+    key = (update, masked)
+    if key not in cache:
+        @tf.function(reduce_retracing=True)
+        def compiled_step(step, x, carry, grid, seed, known, known_mask):
+            x, carry, pred_x0 = update(denoiser, step, x, carry, grid, seed)
+            if masked:
+                # The known region follows the forward process at the next level,
+                # which is exactly `known` at the clean end point (rates 1 and 0).
+                noise = _step_noise(seed, step, tf.shape(x), 3)
+                noised_known = (grid["signal_rates"][step + 1] * known
+                                + grid["noise_rates"][step + 1] * noise)
+                x = known_mask * noised_known + (1.0 - known_mask) * x
+            return x, carry, pred_x0
+        cache[key] = compiled_step
+    return cache[key]
+
+
+def _run(denoiser, update, carry, x_init, grid, seed, callback, known=None,
+         known_mask=None, steps=None):
+    """Iterates `update(denoiser, step, x, carry, grid, seed) -> (x, carry, pred_x0)`."""
     _reset(denoiser)
-    x_init = tf.convert_to_tensor(x_init, tf.float32)
-    if known is not None:
+    tensors = grid.tensors
+    x = tf.convert_to_tensor(x_init, tf.float32)
+    masked = known is not None
+    if masked:
         known = tf.convert_to_tensor(known, tf.float32)
         known_mask = tf.cast(tf.convert_to_tensor(known_mask), tf.float32)
-        start = known * grid.signal_rates[0] + grid.noise_rates[0] * _step_noise(
-            seed, -1, tf.shape(x_init), 3)
-        x_init = known_mask * start + (1.0 - known_mask) * x_init
-
-    @tf.function
-    def compiled_step(step, x, carry):
-        x, carry, pred_x0 = update(step, x, carry)
-        if known is not None:
-            # The known region follows the forward process at the next level,
-            # which is exactly `known` at the clean end point (rates 1 and 0).
-            noise = _step_noise(seed, step, tf.shape(x), 3)
-            noised_known = grid.signal_rates[step + 1] * known + grid.noise_rates[step + 1] * noise
-            x = known_mask * noised_known + (1.0 - known_mask) * x
-        return x, carry, pred_x0
-
-    x = x_init
-    for step in range(grid.num_steps):
-        x, carry, pred_x0 = compiled_step(tf.constant(step), x, carry)
+        start = known * tensors["signal_rates"][0] + tensors["noise_rates"][0] * _step_noise(
+            seed, -1, tf.shape(x), 3)
+        x = known_mask * start + (1.0 - known_mask) * x
+    else:
+        known = known_mask = tf.zeros([0])
+    compiled_step = _compiled(denoiser, update, masked)
+    seed = tf.constant(seed, tf.int64)
+    for index in range(grid.num_steps if steps is None else steps):
+        x, carry, pred_x0 = compiled_step(tf.constant(index), x, carry, tensors, seed,
+                                          known, known_mask)
         if callback is not None:
-            callback(step, x, pred_x0)
+            callback(index, x, pred_x0)
     return x
+
+
+def _ddpm_update(denoiser, step, x, carry, grid, seed):
+    # 1. predict x_0 from the noise estimate at t
+    pred_x0, _ = _evaluate(denoiser, grid, step, x)
+    # 2. posterior mean of x_s given x_t and the predicted x_0
+    mean = grid["coef_x0"][step] * pred_x0 + grid["coef_xt"][step] * x
+    # 3. add posterior noise (zero at the clean end point)
+    x = mean + grid["posterior_std"][step] * _step_noise(seed, step, tf.shape(x), 0)
+    return x, carry, pred_x0
 
 
 def sample_ddpm(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
@@ -182,20 +217,19 @@ def sample_ddpm(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
     one_minus_t = grid.noise_rates_np[:-1] ** 2
     one_minus_s = grid.noise_rates_np[1:] ** 2
     beta_ts = -np.expm1(np.log(alpha_bar_t) - np.log(alpha_bar_s))
-    coef_x0 = grid.constant(np.sqrt(alpha_bar_s) * beta_ts / one_minus_t)
-    coef_xt = grid.constant(np.sqrt(alpha_bar_t / alpha_bar_s) * one_minus_s / one_minus_t)
-    posterior_std = grid.constant(np.sqrt(one_minus_s / one_minus_t * beta_ts))
+    grid.add(coef_x0=np.sqrt(alpha_bar_s) * beta_ts / one_minus_t,
+             coef_xt=np.sqrt(alpha_bar_t / alpha_bar_s) * one_minus_s / one_minus_t,
+             posterior_std=np.sqrt(one_minus_s / one_minus_t * beta_ts))
+    return _run(denoiser, _ddpm_update, (), x_init, grid, seed, callback, known, known_mask)
 
-    def update(step, x, carry):
-        # 1. predict x_0 from the noise estimate at t
-        pred_x0, _ = _evaluate(denoiser, grid, step, x)
-        # 2. posterior mean of x_s given x_t and the predicted x_0
-        mean = coef_x0[step] * pred_x0 + coef_xt[step] * x
-        # 3. add posterior noise (zero at the clean end point)
-        x = mean + posterior_std[step] * _step_noise(seed, step, tf.shape(x), 0)
-        return x, carry, pred_x0
 
-    return _run(denoiser, update, (), x_init, grid, seed, callback, known, known_mask)
+def _ddim_update(denoiser, step, x, carry, grid, seed):
+    # 1. predict x_0 and epsilon at t
+    pred_x0, pred_noise = _evaluate(denoiser, grid, step, x)
+    # 2. x_s = sqrt(alpha_bar_s) x_0 + sqrt(1 - alpha_bar_s - sigma^2) eps + sigma z
+    x = grid["signal_rates"][step + 1] * pred_x0 + grid["direction_rates"][step] * pred_noise
+    x += grid["sigmas"][step] * _step_noise(seed, step, tf.shape(x), 1)
+    return x, carry, pred_x0
 
 
 def sample_ddim(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
@@ -205,21 +239,22 @@ def sample_ddim(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
     alpha_bar = grid.signal_rates_np ** 2
     one_minus = grid.noise_rates_np ** 2
     # sigma_t(eta) of eq. 16; at eta = 1 it is the DDPM posterior std.
-    sigmas_np = eta * np.sqrt(one_minus[1:] / one_minus[:-1]
-                              * -np.expm1(np.log(alpha_bar[:-1]) - np.log(alpha_bar[1:])))
-    sigmas = grid.constant(sigmas_np)
-    direction_rates = grid.constant(np.sqrt(np.maximum(one_minus[1:] - sigmas_np ** 2, 0.0)))
+    sigmas = eta * np.sqrt(one_minus[1:] / one_minus[:-1]
+                           * -np.expm1(np.log(alpha_bar[:-1]) - np.log(alpha_bar[1:])))
+    grid.add(sigmas=sigmas,
+             direction_rates=np.sqrt(np.maximum(one_minus[1:] - sigmas ** 2, 0.0)))
+    return _run(denoiser, _ddim_update, (), x_init, grid, seed, callback, known, known_mask)
 
-    def update(step, x, carry):
-        # 1. predict x_0 and epsilon at t
-        pred_x0, pred_noise = _evaluate(denoiser, grid, step, x)
-        # 2. x_s = sqrt(alpha_bar_s) x_0 + sqrt(1 - alpha_bar_s - sigma^2) eps + sigma z
-        x = grid.signal_rates[step + 1] * pred_x0 + direction_rates[step] * pred_noise
-        if eta > 0:
-            x += sigmas[step] * _step_noise(seed, step, tf.shape(x), 1)
-        return x, carry, pred_x0
 
-    return _run(denoiser, update, (), x_init, grid, seed, callback, known, known_mask)
+def _dpmpp_2m_update(denoiser, step, x, previous_x0, grid, seed):
+    # 1. data prediction at lambda_i
+    pred_x0, _ = _evaluate(denoiser, grid, step, x)
+    # 2. second-order combination with the previous data prediction
+    half_inverse_r = grid["half_inverse_r"][step]
+    corrected = (1.0 + half_inverse_r) * pred_x0 - half_inverse_r * previous_x0
+    # 3. exponential-integrator update to lambda_{i+1}
+    x = grid["ratio_x"][step] * x + grid["coef_d"][step] * corrected
+    return x, pred_x0, pred_x0
 
 
 def sample_dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
@@ -237,19 +272,22 @@ def sample_dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback=None, 
         half_inverse_r = np.zeros(grid.num_steps)
         half_inverse_r[1:] = step_sizes[1:] / (2.0 * step_sizes[:-1])
     half_inverse_r[~np.isfinite(step_sizes)] = 0.0
-    ratio_x, coef_d, half_inverse_r = map(grid.constant, (ratio_x, coef_d, half_inverse_r))
+    grid.add(ratio_x=ratio_x, coef_d=coef_d, half_inverse_r=half_inverse_r)
+    x_init = tf.convert_to_tensor(x_init, tf.float32)
+    return _run(denoiser, _dpmpp_2m_update, tf.zeros_like(x_init), x_init, grid, seed,
+                callback, known, known_mask)
 
-    def update(step, x, previous_x0):
-        # 1. data prediction at lambda_i
-        pred_x0, _ = _evaluate(denoiser, grid, step, x)
-        # 2. second-order combination with the previous data prediction
-        corrected = (1.0 + half_inverse_r[step]) * pred_x0 - half_inverse_r[step] * previous_x0
-        # 3. exponential-integrator update to lambda_{i+1}
-        x = ratio_x[step] * x + coef_d[step] * corrected
-        return x, pred_x0, pred_x0
 
-    return _run(denoiser, update, tf.zeros_like(x_init, tf.float32), x_init, grid, seed, callback,
-                known, known_mask)
+def _inversion_update(denoiser, index, x, carry, grid, seed):
+    step = grid["last"][0] - index  # from grid point `step` up to `step - 1`
+    # 1. epsilon at the noisier target point's timestep: the DDIM step that
+    #    comes back down evaluates there, so the two errors cancel to first order
+    t = tf.fill([tf.shape(x)[0]], grid["times"][step - 1])
+    pred_noise = tf.cast(denoiser(x, t), tf.float32)
+    pred_x0 = (x - grid["noise_rates"][step] * pred_noise) / grid["signal_rates"][step]
+    # 2. re-noise deterministically to the target point
+    x = grid["signal_rates"][step - 1] * pred_x0 + grid["noise_rates"][step - 1] * pred_noise
+    return x, carry, pred_x0
 
 
 def ddim_invert(denoiser, x_0, schedule, num_steps, seed=0, callback=None, *,
@@ -261,27 +299,9 @@ def ddim_invert(denoiser, x_0, schedule, num_steps, seed=0, callback=None, *,
     with the same arguments maps the result back to x_0.
     """
     grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
-    last = grid.num_steps - 1
-
-    def update(index, x, carry):
-        step = last - index  # from grid point `step` up to `step - 1`
-        # 1. epsilon at the noisier target point's timestep: the DDIM step that
-        #    comes back down evaluates there, so the two errors cancel to first order
-        t = tf.fill([tf.shape(x)[0]], grid.times[step - 1])
-        pred_noise = tf.cast(denoiser(x, t), tf.float32)
-        pred_x0 = (x - grid.noise_rates[step] * pred_noise) / grid.signal_rates[step]
-        # 2. re-noise deterministically to the target point
-        x = grid.signal_rates[step - 1] * pred_x0 + grid.noise_rates[step - 1] * pred_noise
-        return x, carry, pred_x0
-
-    compiled = tf.function(update)
-    _reset(denoiser)
-    x = tf.convert_to_tensor(x_0, tf.float32)
-    for index in range(last):
-        x, _, pred_x0 = compiled(tf.constant(index), x, ())
-        if callback is not None:
-            callback(index, x, pred_x0)
-    return x
+    grid.tensors["last"] = tf.constant([grid.num_steps - 1], tf.int32)
+    return _run(denoiser, _inversion_update, (), x_0, grid, seed, callback,
+                steps=grid.num_steps - 1)
 
 
 SAMPLERS = {
