@@ -1,7 +1,9 @@
-"""Scores a folder of generated MIDI files against the held-out split.
+"""Scores a folder of generated MIDI or WAV files against the held-out split.
 
     python evaluate.py --domain=midi --generated samples/run1 [--preset midi_cpu]
         [--dataset bach] [--json out.json] [--max_reference N] [--seed 0]
+    python evaluate.py --domain=wave --generated samples/wave1 [--preset ...]
+        [--json out.json] [--max_reference N] [--seed 0]
 
 Prints one table row per set and writes the same numbers as JSON (default
 `<generated>/evaluation.json`, written atomically). Rows:
@@ -28,6 +30,23 @@ Random, shuffled and generated are scored against the held-out segments
 train as reference so that it is not compared with itself. Copies are searched
 in the whole train pieces under the transpositions the model was trained with
 (+-params.transpose). Metric definitions: metrics/midi.py.
+
+--domain=wave reads the folder's .wav files (mono mix, resampled to the
+dataset's model rate when written at another rate) and the clips of
+data/wave_dataset.py. Every row is scored against the held-out clips:
+
+  held-out vs train (floor)       train clips: what real audio of this dataset
+                                  scores.
+  held-out vs train n=K (floor)   the same with K = the number of generated
+                                  clips (only when fewer than train): Frechet
+                                  distances grow as samples shrink.
+  noise shaped to train spectrum  Gaussian noise with the train clips' average
+    (ceiling)                     power spectrum and RMS, as many clips as
+                                  held-out: right level and tilt, no music.
+  generated: <folder>             the model's files.
+
+A last line says whether the generated FD is nearer the floor or the ceiling.
+Metric definitions: metrics/audio.py.
 """
 
 import dataclasses
@@ -52,11 +71,13 @@ def define_flags() -> None:
     """The Params flags (--preset, --domain, --dataset, --data_dir, --seed, ...)
     plus this command's own."""
     params_lib.define_flags()
-    flags.DEFINE_string("generated", None, "folder of generated .mid/.midi files")
+    flags.DEFINE_string("generated", None,
+                        "folder of generated .mid/.midi files (--domain=midi) "
+                        "or .wav files (--domain=wave)")
     flags.DEFINE_string("json", None, "JSON output (default <generated>/evaluation.json)")
     flags.DEFINE_integer("max_reference", 0,
-                         "cap on held-out and train segments used as references "
-                         "(seeded random subset; 0 = all)")
+                         "cap on held-out and train segments (midi) or clips "
+                         "(wave) used as references (seeded random subset; 0 = all)")
 
 
 @dataclasses.dataclass
@@ -131,12 +152,17 @@ def load_generated(folder: str, max_beats: float):
     return pieces, kept, skipped
 
 
+def _subset_indices(count: int, limit: int, seed) -> List[int]:
+    """Sorted indices of a seeded random subset of `limit` out of `count` items
+    (all of them when limit <= 0 or count <= limit)."""
+    if limit <= 0 or count <= limit:
+        return list(range(count))
+    return sorted(np.random.default_rng(seed).choice(count, limit, replace=False).tolist())
+
+
 def _subset(items: Sequence, limit: int, seed) -> list:
     """A seeded random subset of `limit` items (all of them when limit <= 0), in order."""
-    if limit <= 0 or len(items) <= limit:
-        return list(items)
-    chosen = np.random.default_rng(seed).choice(len(items), limit, replace=False)
-    return [items[i] for i in sorted(chosen)]
+    return [items[i] for i in _subset_indices(len(items), limit, seed)]
 
 
 def build_rows(generated: List[np.ndarray], reference: ReferenceSets, params,
@@ -264,16 +290,263 @@ DEFINITIONS = {
 }
 
 
+# ---------------------------------------------------------------------------
+# --domain=wave
+# ---------------------------------------------------------------------------
+
+WAVE_EXTENSIONS = (".wav",)
+
+# (key, header, format) of the printed wave table; JSON rows hold every key.
+WAVE_TABLE_COLUMNS = (
+    ("set", "set", "s"),
+    ("clips", "clips", "d"),
+    ("frames_used", "frames", "d"),
+    ("fd", "FD", ".2f"),
+    ("fd_clip", "FD-clip", ".2f"),
+    ("kid", "KID", ".4f"),
+    ("kid_std", "KID-std", ".4f"),
+    ("flatness_w1", "flat-W1", ".3f"),
+    ("flatness_median", "flat-med", ".2e"),
+    ("rms", "rms", ".4f"),
+)
+
+WAVE_FLOOR = "held-out vs train (floor)"
+WAVE_CEILING = "noise shaped to train spectrum (ceiling)"
+
+
+def _wave_names(folder: str) -> List[str]:
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"{folder}: --generated is not a folder")
+    return sorted(name for name in os.listdir(folder)
+                  if name.lower().endswith(WAVE_EXTENSIONS)
+                  and os.path.isfile(os.path.join(folder, name)))
+
+
+def read_wave_clip(path: str, sample_rate: int) -> np.ndarray:
+    """Mono float32 samples of an audio file at `sample_rate`.
+
+    Channels are averaged; a file written at another rate (e.g. 22050 Hz) is
+    resampled with librosa (soxr). Raises ValueError for an empty file or
+    non-finite samples, soundfile's errors for an unreadable one.
+    """
+    import soundfile
+    audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    if audio.size == 0:
+        raise ValueError("no audio samples")
+    mono = audio.mean(axis=1)
+    if not np.all(np.isfinite(mono)):
+        raise ValueError("non-finite samples")
+    if rate != sample_rate:
+        import librosa
+        mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate)
+    return mono.astype(np.float32)
+
+
+def load_generated_wave(folder: str, sample_rate: int):
+    """(clips, file names, [(file name, reason)]) for the .wav files in a folder.
+
+    A file that cannot be read is skipped with its one-line reason.
+    """
+    import soundfile
+    clips, kept, skipped = [], [], []
+    for name in _wave_names(folder):
+        try:
+            clips.append(read_wave_clip(os.path.join(folder, name), sample_rate))
+            kept.append(name)
+        except (soundfile.SoundFileError, RuntimeError, ValueError) as error:
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else \
+                type(error).__name__
+            skipped.append((name, reason))
+    return clips, kept, skipped
+
+
+def _audio_metrics():
+    # metrics.audio imports librosa (seconds): only the wave branch pays for it.
+    from metrics import audio
+    return audio
+
+
+def build_wave_rows(generated: List[np.ndarray], train: List[np.ndarray],
+                    test: List[np.ndarray], sample_rate: int, generated_name: str,
+                    seed: int = 0) -> List[dict]:
+    """The wave table's rows (module docstring), each a dict with a "set" key."""
+    audio_metrics = _audio_metrics()
+    sets = {WAVE_FLOOR: train}
+    if 0 < len(generated) < len(train):
+        sets[f"held-out vs train n={len(generated)} (floor)"] = _subset(
+            train, len(generated), [seed, 3])
+    # As many noise clips as held-out ones, as long as the median train clip.
+    length = int(np.median([len(audio_metrics.as_mono(c)) for c in train]))
+    sets[WAVE_CEILING] = list(audio_metrics.shaped_noise(train, len(test), length,
+                                                         seed=[seed, 4]))
+    sets[generated_name] = generated
+    scores = audio_metrics.evaluate_sets(sets, test, sample_rate, seed=seed)
+    return [{"set": name, **scores[name]} for name in sets]
+
+
+def fd_verdict(rows: List[dict]) -> dict:
+    """Where the generated FD lies between the floor and the ceiling.
+
+    position = (generated - floor) / (ceiling - floor): 0 at the floor, 1 at the
+    ceiling. The floor is the size-matched one when the table has it (FD grows
+    as samples shrink); the generated row is the last.
+    """
+    floors = [r for r in rows if r["set"].endswith("(floor)")]
+    floor = floors[-1]
+    ceiling = next(r for r in rows if r["set"] == WAVE_CEILING)
+    generated = rows[-1]
+    span = ceiling["fd"] - floor["fd"]
+    if not span > 0:
+        return {"position": None, "floor_set": floor["set"],
+                "text": (f"no verdict: the ceiling FD ({ceiling['fd']:.2f}) is not above "
+                         f"the floor FD ({floor['fd']:.2f})")}
+    position = (generated["fd"] - floor["fd"]) / span
+    if position < 0:
+        where = "below the floor"
+    elif position > 1:
+        where = "beyond the ceiling"
+    else:
+        where = f"{position:.0%} of the way from the floor to the ceiling"
+    nearer = "floor" if position < 0.5 else "ceiling"
+    return {"position": position, "floor_set": floor["set"],
+            "text": (f"generated FD {generated['fd']:.2f} is {where} (floor "
+                     f"{floor['fd']:.2f}: {floor['set']}; ceiling {ceiling['fd']:.2f}): "
+                     f"closer to the {nearer}.")}
+
+
+def evaluate_wave_folder(generated_dir: str, reference_train: Sequence,
+                         reference_test: Sequence, sample_rate: int,
+                         json_path: Optional[str] = None, seed: int = 0,
+                         max_reference: int = 0, params=None, out=None) -> dict:
+    """Reads the folder's .wav files, scores, prints and writes; returns the JSON payload.
+
+    reference_train / reference_test: real clips (numpy, [samples] or
+    [samples, 1]) at `sample_rate`; each is cut to a seeded subset of
+    `max_reference` clips when longer (0 = all). `params` only goes into the
+    JSON.
+    """
+    audio_metrics = _audio_metrics()
+    out = out or sys.stdout
+    started = time.time()
+    generated, names, skipped = load_generated_wave(generated_dir, sample_rate)
+    for name, reason in skipped:
+        print(f"skipped {name}: {reason}", file=out)
+    if not generated:
+        raise ValueError(f"{generated_dir}: no readable .wav files ({len(skipped)} skipped)")
+    test = [audio_metrics.as_mono(c) for c in _subset(reference_test, max_reference,
+                                                        [seed, 1])]
+    train = [audio_metrics.as_mono(c) for c in _subset(reference_train, max_reference,
+                                                         [seed, 2])]
+    if not test or not train:
+        raise ValueError(f"the reference has {len(test)} held-out and {len(train)} train "
+                         "clips; both must be non-empty")
+    generated_name = "generated: " + os.path.basename(os.path.normpath(generated_dir))
+    rows = build_wave_rows(generated, train, test, sample_rate, generated_name, seed)
+    verdict = fd_verdict(rows)
+    seconds = time.time() - started
+
+    print(midi_metrics.format_table(rows, WAVE_TABLE_COLUMNS), file=out)
+    print(f"{len(generated)} generated clips vs {len(test)} held-out / {len(train)} train "
+          f"clips at {sample_rate} Hz; {seconds:.1f} s. All rows against held-out; lower "
+          "FD/KID/flat-W1 is better. FD: log-mel frames; KID: the same frames, "
+          "standardised; flat-W1: log10 spectral flatness, in decades.", file=out)
+    print(verdict["text"], file=out)
+    payload = {
+        "domain": "wave",
+        "generated": os.path.abspath(generated_dir),
+        "files": names,
+        "skipped": [{"file": n, "reason": r} for n, r in skipped],
+        "params": params.to_dict() if params is not None else None,
+        "sample_rate": sample_rate,
+        "seed": seed,
+        "max_reference": max_reference,
+        "reference": {"test_clips": len(test), "train_clips": len(train),
+                      "test_seconds": sum(len(c) for c in test) / sample_rate,
+                      "train_seconds": sum(len(c) for c in train) / sample_rate,
+                      "test_rms": audio_metrics.rms(test),
+                      "train_rms": audio_metrics.rms(train)},
+        "rows": rows,
+        "fd_position": verdict["position"],
+        "verdict": verdict["text"],
+        "definitions": wave_definitions(),
+        "seconds": seconds,
+    }
+    json_path = json_path or os.path.join(generated_dir, "evaluation.json")
+    write_json(json_path, payload)
+    print(f"wrote {json_path}", file=out)
+    return payload
+
+
+def wave_definitions() -> dict:
+    """What each wave column means (goes into the JSON)."""
+    audio_metrics = _audio_metrics()
+    return {
+        "features": (f"log-mel frames: natural log of mel power + 1e-10, "
+                     f"{audio_metrics.N_MELS} Slaney mel bands from 0 Hz to the Nyquist "
+                     f"frequency, {audio_metrics.N_FFT}-point Hann STFT, hop "
+                     f"{audio_metrics.HOP}, uncentred frames; at most "
+                     f"{audio_metrics.MAX_FRAMES} frames per set (seeded subsample)"),
+        "fd": "Frechet distance of Gaussians fitted to the pooled log-mel frames (FID formula)",
+        "fd_clip": ("Frechet distance of per-clip [mean, std] log-mel (2 x n_mels dims; "
+                    "biased upward unless both sets have well over that many clips)"),
+        "kid": ("unbiased MMD^2 with kernel (x.y/d + 1)^3 (Binkowski et al. 2018), mean "
+                f"and std over {audio_metrics.EVAL_KID_SUBSETS} subsets of up to "
+                f"{audio_metrics.KID_SUBSET_SIZE} frames; frames centred on the "
+                "held-out mean and divided by its root mean per-band variance"),
+        "flatness_w1": ("1-D Wasserstein distance between log10 spectral-flatness "
+                        "distributions of the frames (decades); flatness_median: the "
+                        "set's median frame flatness"),
+        "rms": "root mean square over all samples of the set",
+        "fd_position": "(FD generated - FD floor) / (FD ceiling - FD floor)",
+    }
+
+
+def load_wave_reference(params, max_reference: int = 0):
+    """(train clips, held-out clips, model rate) from data/wave_dataset.py.
+
+    Raw clips (scaled=False) at the model rate, as 1-D float32. With
+    max_reference > 0 only the clips of the same seeded subset that
+    evaluate_wave_folder would pick are kept while streaming the split.
+    """
+    from data import wave_dataset  # imports TensorFlow: only for --domain=wave
+
+    prepared = wave_dataset.prepare(params, progress=True)
+
+    def clips(split, tag):
+        keep = set(_subset_indices(prepared.num_examples(split), max_reference,
+                                   [params.seed, tag]))
+        dataset = wave_dataset.load_split(prepared, split, scaled=False)
+        return [example["audio"].reshape(-1)
+                for index, example in enumerate(dataset.as_numpy_iterator())
+                if index in keep]
+
+    return clips(corpora.TRAIN, 2), clips(corpora.TEST, 1), int(prepared.model_rate)
+
+
+def evaluate_wave(generated_dir: str, params, json_path: Optional[str] = None,
+                  max_reference: int = 0) -> dict:
+    """The --domain=wave command: loads the reference clips, then scores."""
+    if not _wave_names(generated_dir):  # fail before preparing the dataset
+        raise ValueError(f"{generated_dir}: no .wav files")
+    train, test, sample_rate = load_wave_reference(params, max_reference)
+    return evaluate_wave_folder(generated_dir, train, test, sample_rate, json_path,
+                                seed=params.seed, max_reference=max_reference,
+                                params=params)
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
     params = params_lib.from_flags()
-    if params.domain != "midi":
-        raise app.UsageError("evaluate.py scores --domain=midi only")
+    if params.domain not in ("midi", "wave"):
+        raise app.UsageError(f"--domain must be midi or wave, got {params.domain!r}")
     if not FLAGS.generated:
         raise app.UsageError("--generated FOLDER is required")
     try:
-        evaluate_folder(FLAGS.generated, params, FLAGS.json, FLAGS.max_reference)
+        if params.domain == "wave":
+            evaluate_wave(FLAGS.generated, params, FLAGS.json, FLAGS.max_reference)
+        else:
+            evaluate_folder(FLAGS.generated, params, FLAGS.json, FLAGS.max_reference)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

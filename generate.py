@@ -2,10 +2,13 @@
 
   python generate.py samples --n 8
   python generate.py samples --n 4 --sampler ddpm --steps 1000 --seed 7 --overwrite
+  python generate.py samples --domain=wave --n 8 [--sample_rate 22050]
 
 For the symbolic domain it writes sample_1.mid ... sample_N.mid, a WAV render
-of each (General MIDI soundfont) and a piano-roll PNG of each. Existing files
-are never replaced without --overwrite.
+of each (General MIDI soundfont) and a piano-roll PNG of each. For the
+waveform domain it writes sample_1.wav ... sample_N.wav at the model's rate
+(or --sample_rate) and a spectrogram PNG of each. Existing files are never
+replaced without --overwrite.
 """
 
 import os
@@ -15,7 +18,7 @@ import time
 from absl import app, flags
 
 flags.DEFINE_integer("n", 8, "number of pieces")
-flags.DEFINE_enum("domain", "midi", ["midi"], "what to generate")
+flags.DEFINE_enum("domain", "midi", ["midi", "wave"], "what to generate")
 flags.DEFINE_string("weights", None, "weights folder (default weights/<domain>)")
 flags.DEFINE_enum("sampler", None, ["ddpm", "ddim", "dpmpp"],
                   "sampler (default: the one the weights were trained for)")
@@ -23,16 +26,20 @@ flags.DEFINE_integer("steps", None, "denoiser evaluations (default: the weights'
                      "sample_steps; all T steps for ddpm)")
 flags.DEFINE_integer("seed", 0, "fixes the initial noise and every sampling draw")
 flags.DEFINE_float("tempo", 120.0, "tempo of the written MIDI files (beats per minute)")
-flags.DEFINE_boolean("wav", True, "also render each piece to WAV")
+flags.DEFINE_boolean("wav", True, "also render each MIDI piece to WAV")
+flags.DEFINE_integer("sample_rate", None, "waveform domain: rate of the written WAV files "
+                     "(default: the model's, 7350 Hz for the shipped weights)")
 flags.DEFINE_boolean("png", True, "also draw each piece's piano roll")
 flags.DEFINE_boolean("overwrite", False, "replace existing sample files")
 flags.DEFINE_boolean("progress", True, "show a progress bar")
 FLAGS = flags.FLAGS
 
 
-def output_paths(folder, n, wav=True, png=True):
-    """{index: [paths]} of everything a run will write."""
-    extensions = [".mid"] + ([".wav"] if wav else []) + ([".png"] if png else [])
+def output_paths(folder, n, wav=True, png=True, domain="midi"):
+    """{index: [paths]} of everything a run will write (the main file first)."""
+    main = ".wav" if domain == "wave" else ".mid"
+    extensions = [main] + ([".wav"] if wav and domain != "wave" else []) + \
+        ([".png"] if png else [])
     return {index: [os.path.join(folder, f"sample_{index}{ext}") for ext in extensions]
             for index in range(1, n + 1)}
 
@@ -47,7 +54,7 @@ def check_free(paths, overwrite):
 
 
 def sample_pieces(loaded, n, sampler_name, steps, seed, progress=True):
-    """Runs the sampler and decodes n note arrays."""
+    """Runs the sampler and decodes n note arrays (or n mono clips)."""
     from tqdm import tqdm
 
     from training import sampling
@@ -65,21 +72,51 @@ def main(argv):
     if len(argv) != 2:
         raise app.UsageError("usage: python generate.py SAVE_FOLDER [--n 8] [flags]")
     folder = argv[1]
-    paths = output_paths(folder, FLAGS.n, FLAGS.wav, FLAGS.png)
+    paths = output_paths(folder, FLAGS.n, FLAGS.wav, FLAGS.png, FLAGS.domain)
     check_free(paths, FLAGS.overwrite)
 
-    from data import midi_io, render
     from training import sampling, weights
 
     weights_dir = FLAGS.weights or os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                 "weights", FLAGS.domain)
     loaded = weights.load(weights_dir)
+    if loaded.params.domain != FLAGS.domain:
+        raise ValueError(f"{weights_dir} holds a {loaded.params.domain} model; pass "
+                         f"--domain={loaded.params.domain} or other --weights")
     sampler_name = FLAGS.sampler or loaded.params.sampler
     steps = FLAGS.steps or sampling.default_steps(loaded.params, sampler_name)
     started = time.time()
     pieces = sample_pieces(loaded, FLAGS.n, sampler_name, steps, FLAGS.seed, FLAGS.progress)
     sampling_seconds = time.time() - started
     os.makedirs(folder, exist_ok=True)
+    if FLAGS.domain == "wave":
+        write_clips(paths, pieces, loaded.params)
+    else:
+        write_pieces(paths, pieces)
+    print(f"wrote {FLAGS.n} pieces to {folder} ({sampler_name}, {steps} steps, seed "
+          f"{FLAGS.seed}; sampling {sampling_seconds:.1f} s, total "
+          f"{time.time() - started:.1f} s)")
+
+
+def write_clips(paths, clips, params):
+    import params as params_lib
+    from data import audio_io, spectrogram
+
+    rate = params_lib.model_rate(params)
+    out_rate = FLAGS.sample_rate or rate
+    for index, clip in zip(paths, clips):
+        wav_path, *others = paths[index]
+        if out_rate != rate:
+            import librosa
+            clip = librosa.resample(clip, orig_sr=rate, target_sr=out_rate)
+        audio_io.write_wav(wav_path, clip, out_rate)
+        for path in others:
+            spectrogram.spectrogram_png(clip, out_rate, path, title=os.path.basename(wav_path))
+
+
+def write_pieces(paths, pieces):
+    from data import midi_io, render
+
     for index, piece in zip(paths, pieces):
         midi_path, *others = paths[index]
         midi_io.write_midi(piece, midi_path, tempo_bpm=FLAGS.tempo)
@@ -88,9 +125,6 @@ def main(argv):
                 render.render_wav(piece, path, tempo_bpm=FLAGS.tempo)
             else:
                 render.piano_roll_png(piece, path, title=os.path.basename(midi_path))
-    print(f"wrote {FLAGS.n} pieces to {folder} ({sampler_name}, {steps} steps, seed "
-          f"{FLAGS.seed}; sampling {sampling_seconds:.1f} s, total "
-          f"{time.time() - started:.1f} s)")
 
 
 if __name__ == "__main__":

@@ -26,6 +26,15 @@ class Params:
     transpose: int = 5  # train-split transpositions in [-transpose, +transpose]
     encoding: str = "seed_log"  # seed_hz | seed_log | onehot | analog_bits | log_grid
     test_fraction: float = 0.1  # share of pieces in the held-out split
+    # waveform domain (the seed's values: 6 x 110,000 samples of a 30 s clip,
+    # low-passed at 3675 Hz, every 3rd sample kept -> 36,667 samples at 7350 Hz)
+    sample_rate: int = 22050  # files are decoded (and resampled) to this rate
+    clip_samples: int = 660000  # samples used per file (0: the whole file)
+    segment_samples: int = 110000  # samples per training example, at sample_rate
+    downsample: int = 3
+    cutoff_hz: float = 3675.0  # anti-aliasing low-pass before decimation
+    filter_taps: int = 128
+    train_crop: int = 0  # >0: train on random crops of this many model-rate samples
 
     # --- model --------------------------------------------------------
     model: str = "causal_unet"  # causal_unet | transformer
@@ -44,6 +53,14 @@ class Params:
     num_layers: int = 4
     mlp_dim: int = 256
     causal: bool = True
+    # waveform UNet (stage_channels, attention_heads, time_dim shared)
+    down_factors: Tuple[int, ...] = (4, 4, 4, 4)  # stride between stages
+    res_blocks: int = 2  # residual blocks per stage
+    attention_stages: int = 1  # attention in this many coarsest stages
+    # DiffWave (the waveform seed's dilated network)
+    residual_layers: int = 13
+    residual_channels: int = 64
+    dilation_cycle: int = 13  # dilation 2 ** (layer % cycle)
 
     # --- diffusion ------------------------------------------------------
     schedule: str = "linear"  # linear | cosine
@@ -143,7 +160,40 @@ PRESETS["midi_tiny"] = _SEED.replace(
     train_steps=4, log_every=1, eval_every=2, ckpt_every=2, eval_batches=1,
     transpose=0)
 
+
+# Waveform domain: rendered Bach by default (no GTZAN ships here); v-prediction
+# on the cosine schedule.
+_WAVE = Params(
+    domain="wave", dataset="bach", encoding="waveform", clip_samples=0,
+    model="wave_unet", input_channels=8, input_kernel=7,
+    stage_channels=(32, 64, 128, 256), stage_kernels=(3, 3, 3, 3), down_factors=(8, 4, 4, 2),
+    res_blocks=2, attention_stages=1, attention_heads=4, time_dim=128,
+    schedule="cosine", prediction="v", batch_size=8, train_crop=16384,
+    learning_rate=5e-4, warmup_steps=500, train_steps=8000, ema_decay=0.999,
+    eval_every=1000, ckpt_every=500, eval_batches=4, sample_every=2000, transpose=0)
+PRESETS["wave_cpu"] = _WAVE
+# GTZAN with the seed's data parameters (first 30 s of each clip, 6 segments).
+PRESETS["wave_gtzan"] = _WAVE.replace(dataset="gtzan", clip_samples=660000)
+# A bigger waveform UNet for GPUs.
+PRESETS["wave_paper"] = _WAVE.replace(
+    input_channels=32, stage_channels=(64, 128, 256, 512), res_blocks=3,
+    attention_stages=2, attention_heads=8, time_dim=256, batch_size=32, train_crop=0,
+    learning_rate=2e-4, warmup_steps=2000, train_steps=200000)
+# The waveform seed's DiffWave-style dilated network (about 1.04M parameters).
+PRESETS["wave_diffwave"] = _WAVE.replace(model="diffwave", residual_layers=13,
+                                         residual_channels=64, dilation_cycle=13,
+                                         time_dim=128)
+PRESETS["wave_tiny"] = _WAVE.replace(
+    input_channels=4, stage_channels=(8, 8), stage_kernels=(3, 3), down_factors=(4, 4),
+    res_blocks=1, attention_heads=1, time_dim=16, residual_layers=2, residual_channels=8,
+    dilation_cycle=2, batch_size=2, train_crop=1024, warmup_steps=2, train_steps=4,
+    log_every=1, eval_every=2, ckpt_every=2, eval_batches=1, segment_samples=6000,
+    sample_every=0)
+
 DEFAULT_PRESET = "midi_cpu"
+# The preset used when --preset is not given, by --domain.
+DOMAIN_PRESETS = {"midi": "midi_cpu", "wave": "wave_cpu"}
+DOMAINS = tuple(DOMAIN_PRESETS)
 
 
 def get_preset(name: str) -> Params:
@@ -184,6 +234,47 @@ def overrides_from_flags(flag_values=None) -> dict:
     return overrides
 
 
+def preset_name(flag_values=None) -> str:
+    """--preset if given, else the default preset of --domain."""
+    flag_values = flag_values or flags.FLAGS
+    domain = flag_values["domain"].value
+    if flag_values["preset"].present or domain is None:
+        return flag_values.preset
+    if domain not in DOMAIN_PRESETS:
+        raise ValueError(f"unknown domain {domain!r}; choose one of {', '.join(DOMAINS)}")
+    return DOMAIN_PRESETS[domain]
+
+
 def from_flags(flag_values=None) -> Params:
     flag_values = flag_values or flags.FLAGS
-    return get_preset(flag_values.preset).replace(**overrides_from_flags(flag_values))
+    params = get_preset(preset_name(flag_values)).replace(**overrides_from_flags(flag_values))
+    validate(params)
+    return params
+
+
+_WAVE_MODELS = ("wave_unet", "diffwave")
+
+
+def sample_length(params: Params) -> int:
+    """Steps along the sequence axis of one example: notes per segment, or
+    model-rate samples per waveform segment (36,667 with the seed's values)."""
+    if params.domain == "wave":
+        return -(-params.segment_samples // params.downsample)
+    return params.seq_len
+
+
+def model_rate(params: Params) -> int:
+    """Sample rate of the waveform model (7350 Hz with the seed's values)."""
+    return int(round(params.sample_rate / params.downsample))
+
+
+def validate(params: Params) -> None:
+    """Refuses combinations that cannot work, with the flag to change."""
+    if params.domain not in DOMAINS:
+        raise ValueError(f"unknown domain {params.domain!r}; choose one of {', '.join(DOMAINS)}")
+    wave_model = params.model in _WAVE_MODELS
+    if (params.domain == "wave") != wave_model:
+        raise ValueError(f"model {params.model!r} does not fit --domain={params.domain}; "
+                         f"use --preset={DOMAIN_PRESETS[params.domain]} or pass --model")
+    if (params.domain == "wave") != (params.encoding == "waveform"):
+        raise ValueError(f"encoding {params.encoding!r} does not fit --domain={params.domain}")

@@ -3,9 +3,12 @@
   python train.py                                # Bach chorales, CPU default preset
   python train.py --data_dir=DIR --dataset=folder --model_dir=runs/mine
   python train.py --prepare_only                 # build the data cache and stop
+  python train.py --domain=wave                  # waveforms: rendered Bach (wave_cpu)
+  python train.py --domain=wave --dataset=gtzan --data_dir=DIR   # GTZAN
   python train.py --export=weights/midi          # export the EMA weights when done
 
-Every field of params.py is a flag (--preset picks the starting values). A run
+Every field of params.py is a flag (--preset picks the starting values; without
+it --domain picks the domain's default preset). A run
 resumes when --model_dir already holds a checkpoint.
 """
 
@@ -64,19 +67,19 @@ def configure_tensorflow():
 def main(argv):
     del argv
     params = params_lib.from_flags()
-    if params.domain != "midi":
-        raise app.UsageError(f"--domain={params.domain}: only the midi domain is "
-                             "implemented so far")
-    from data import midi_dataset
+    if params.domain == "wave":
+        from data import wave_dataset as dataset_lib
+    else:
+        from data import midi_dataset as dataset_lib
 
-    prepared = midi_dataset.prepare(params, progress=FLAGS.progress)
+    prepared = dataset_lib.prepare(params, progress=FLAGS.progress)
     print(prepared.summary_text())
     if FLAGS.prepare_only:
         return 0
 
     from training import distribute, pipeline, trainer as trainer_lib, weights
 
-    model_dir = FLAGS.model_dir or os.path.join("runs", FLAGS.preset)
+    model_dir = FLAGS.model_dir or os.path.join("runs", params_lib.preset_name())
     if FLAGS.overwrite and os.path.isdir(model_dir):
         shutil.rmtree(model_dir)
     if FLAGS.export and os.path.exists(FLAGS.export) and not FLAGS.overwrite:
@@ -93,14 +96,15 @@ def main(argv):
                                   groups=sampling.categorical_groups(params, prepared.encoding))
     print(f"model: {params.model}, {trainer.model.count_params():,} parameters; "
           f"replicas: {strategy.num_replicas_in_sync}; model_dir: {model_dir}")
-    trainer.attach(midi_dataset.load_split(prepared, "train"), prepared.encoding)
+    trainer.attach(dataset_lib.load_split(prepared, "train"), prepared.encoding)
     if trainer.restore_or_start():
         print(f"resumed from step {int(trainer.step.numpy())}")
     held_out = None
     if prepared.num_examples("test"):
         held_out = pipeline.held_out_batches(
-            midi_dataset.load_split(prepared, "test"), params.seed, params.timesteps,
-            params.batch_size, params.eval_batches)
+            dataset_lib.load_split(prepared, "test"), params.seed, params.timesteps,
+            params.batch_size, params.eval_batches, key=trainer_lib.data_key(params),
+            crop=trainer_lib.train_crop(params))
     else:
         print("warning: the held-out split has no segments; held-out loss and early "
               "stopping are off")
@@ -119,7 +123,8 @@ def main(argv):
             "step": result.step, "train_minutes_this_run": (time.time() - started) / 60,
             "eval_losses": result.eval_losses, "parameters": trainer.model.count_params(),
             "data": {k: prepared.summary.get(k) for k in
-                     ("files_read", "examples", "notes", "cache_path") if k in prepared.summary},
+                     ("files_read", "examples", "notes", "hours", "cache_path")
+                     if k in prepared.summary},
         }
         out = weights.export(FLAGS.export, params, prepared.encoding, trainer.ema_model,
                              metadata, overwrite=FLAGS.overwrite)

@@ -3,7 +3,10 @@
   python bench/samplers.py [--weights weights/midi] [--batch 8] [--repeats 3]
 
 The denoiser is a shipped network (the shipped CPU default by default). A ratio close to 1 means the sampling loop adds
-nothing measurable to the network's own cost. Prints a table and writes
+nothing measurable to the network's own cost. Each run is timed after a
+first, tracing run, alternately with single denoiser calls, so that both see
+the same background load (a training run sharing the CPU skews a ratio of
+figures taken minutes apart). Prints a table and writes
 bench/results/samplers.json.
 """
 
@@ -36,6 +39,15 @@ def median_seconds(function, repeats):
     return statistics.median(times)
 
 
+def alternate_seconds(call, run, calls_per_run, repeats):
+    """Median seconds of one call and of one run, measured in turns."""
+    call_times, run_times = [], []
+    for _ in range(repeats):
+        call_times.append(median_seconds(call, calls_per_run))
+        run_times.append(median_seconds(run, 1))
+    return statistics.median(call_times), statistics.median(run_times)
+
+
 def main(argv):
     del argv
     import tensorflow as tf
@@ -53,7 +65,11 @@ def main(argv):
         model, params, shape, sampling.categorical_groups(params, loaded.encoding))
     one_call = tf.function(denoiser)
     one_call(x, t)  # trace
-    call_seconds = median_seconds(lambda: one_call(x, t).numpy(), max(FLAGS.repeats, 20))
+
+    def call():
+        return one_call(x, t).numpy()
+
+    call_seconds = median_seconds(call, max(FLAGS.repeats, 20))
 
     rows = []
     for spec in FLAGS.runs:
@@ -64,18 +80,21 @@ def main(argv):
         def run():
             return sampler(denoiser, x, schedule, steps, 0).numpy()
 
-        run()  # traces the compiled step
-        seconds = median_seconds(run, FLAGS.repeats)
+        run()  # traces the compiled step (only the first run of each sampler)
+        row_call_seconds, seconds = alternate_seconds(call, run, min(steps, 20), FLAGS.repeats)
         rows.append({"sampler": name, "steps": steps, "run_seconds": seconds,
                      "per_step_ms": 1000 * seconds / steps,
-                     "ratio": seconds / (steps * call_seconds)})
+                     "call_seconds": row_call_seconds,
+                     "ratio": seconds / (steps * row_call_seconds)})
 
     print(f"{FLAGS.weights} ({model.count_params():,} parameters), batch "
           f"{FLAGS.batch}, one denoiser call {1000 * call_seconds:.2f} ms (median)")
-    print(f"{'sampler':8} {'steps':>6} {'run s':>8} {'ms/step':>8} {'run/(N x call)':>15}")
+    print(f"{'sampler':8} {'steps':>6} {'run s':>8} {'ms/step':>8} {'call ms':>8} "
+          f"{'run/(N x call)':>15}")
     for row in rows:
         print(f"{row['sampler']:8} {row['steps']:6d} {row['run_seconds']:8.2f} "
-              f"{row['per_step_ms']:8.2f} {row['ratio']:15.3f}")
+              f"{row['per_step_ms']:8.2f} {1000 * row['call_seconds']:8.2f} "
+              f"{row['ratio']:15.3f}")
     os.makedirs(os.path.dirname(FLAGS.json), exist_ok=True)
     with open(FLAGS.json, "w", encoding="utf-8") as handle:
         json.dump({"weights": FLAGS.weights, "batch": FLAGS.batch,

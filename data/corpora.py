@@ -10,7 +10,6 @@ import glob
 import hashlib
 import importlib.metadata
 import json
-import multiprocessing
 import os
 import time
 from typing import List, NamedTuple, Optional, Sequence, Tuple
@@ -233,21 +232,10 @@ def build_bach_midi(cache_dir: str, sources=None, workers: int = 2,
     failures = {}
     if jobs:
         started = time.time()
-        if workers > 1 and len(jobs) > 1:
-            # spawn, not fork: the parent may already run TensorFlow threads.
-            context = multiprocessing.get_context("spawn")
-            with context.Pool(min(workers, len(jobs))) as pool:
-                results = pool.imap_unordered(convert_score, jobs)
-                for name, reason in progress_lib.bar(
-                        results, total=len(jobs), desc="converting Bach to MIDI",
-                        enabled=progress):
-                    if reason:
-                        failures[name] = reason
-        else:
-            for job in progress_lib.bar(jobs, desc="converting Bach to MIDI", enabled=progress):
-                name, reason = convert_score(job)
-                if reason:
-                    failures[name] = reason
+        for name, reason in progress_lib.map_jobs(convert_score, jobs, workers,
+                                                  "converting Bach to MIDI", progress):
+            if reason:
+                failures[name] = reason
         progress_lib.note(f"converted {len(jobs) - len(failures)} of {len(jobs)} Bach scores "
                           f"to MIDI in {time.time() - started:.0f} s ({folder})", progress)
     available = [(name, midi_path[name]) for name, _ in sources

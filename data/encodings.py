@@ -582,3 +582,7 @@ class LogGrid(_RhythmVocabularyEncoding):
         gap = snap_log2(s["log_delta_center"] + features[:, 3] * s["log_delta_scale"],
                         self._deltas)
         return self._notes(pitch, duration, np.where(features[:, 2] > 0, 0.0, gap))
+
+
+# Registers the waveform domain's "encoding" (a fitted gain) for from_config.
+from data import wave_encoding  # noqa: E402,F401  pylint: disable=wrong-import-position

@@ -14,8 +14,9 @@
               `known` exactly, and at every step that region is replaced by
               the ground truth noised to the current level (RePaint-style).
 
-Each run compiles one step with tf.function (traced once) and iterates it, so
-the per-step overhead is a graph call, never a `model.predict`.
+A sampler's step is compiled with tf.function once per denoiser and reused by
+every later run (any seed, step count or start), so a run costs its denoiser
+calls plus one graph call of overhead per step, never a `model.predict`.
 
 The step grid has num_steps timesteps from t_start down to 0 plus the clean
 end point t = -1 (alpha_bar = 1); "logsnr" spacing is even in
@@ -106,9 +107,11 @@ def timestep_grid(schedule, num_steps, spacing="logsnr", t_start=None):
 class _Grid:
     """Per-step constants of a grid, computed in float64.
 
-    `tensors` holds every per-step value a step needs, as float32 tensors; they
-    are passed to the compiled step as arguments (not captured), so one traced
-    step serves every run of a sampler with the same denoiser.
+    Step i goes from grid point i to i + 1; `values` holds one array per name
+    with a value for each step (`next_*` at point i + 1). `rows()` gives each
+    step its own float32 scalars: the compiled step then sees the same argument
+    shapes whatever the step count, so one trace serves every run (whole grid
+    arrays indexed in the graph would retrace for each new length).
     """
 
     def __init__(self, schedule, times):
@@ -118,19 +121,27 @@ class _Grid:
         self.num_steps = len(times) - 1
         self.signal_rates_np, self.noise_rates_np, self.log_snrs_np = (
             signal_rates, noise_rates, log_snrs)
-        self.tensors = {}
-        self.add(times=times, signal_rates=signal_rates, noise_rates=noise_rates)
+        self.values = {}
+        self.add(times=times[:-1], signal_rates=signal_rates[:-1],
+                 noise_rates=noise_rates[:-1], next_signal_rates=signal_rates[1:],
+                 next_noise_rates=noise_rates[1:])
 
     def add(self, **values):
         for name, value in values.items():
-            self.tensors[name] = tf.constant(np.asarray(value, np.float64), tf.float32)
+            self.values[name] = np.broadcast_to(np.asarray(value, np.float64), [self.num_steps])
+
+    def rows(self):
+        """One {name: float32 scalar tensor} per step (one unstack op per name)."""
+        columns = {name: tf.unstack(tf.constant(value, tf.float32))
+                   for name, value in self.values.items()}
+        return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
-def _evaluate(denoiser, grid, step, x):
-    """(pred_x0, pred_noise) at grid point `step` (grid: the tensors dict)."""
-    t = tf.fill([tf.shape(x)[0]], grid["times"][step])
+def _evaluate(denoiser, grid, x):
+    """(pred_x0, pred_noise) at the start point of a step (grid: its row)."""
+    t = tf.fill([tf.shape(x)[0]], grid["times"])
     pred_noise = tf.cast(denoiser(x, t), tf.float32)
-    pred_x0 = (x - grid["noise_rates"][step] * pred_noise) / grid["signal_rates"][step]
+    pred_x0 = (x - grid["noise_rates"] * pred_noise) / grid["signal_rates"]
     return pred_x0, pred_noise
 
 
@@ -156,6 +167,8 @@ def _compiled(denoiser, update, masked):
             pass
     key = (update, masked)
     if key not in cache:
+        # reduce_retracing: a second batch shape gives one trace with the batch
+        # dimension left open instead of one trace per batch size.
         @tf.function(reduce_retracing=True)
         def compiled_step(step, x, carry, grid, seed, known, known_mask):
             x, carry, pred_x0 = update(denoiser, step, x, carry, grid, seed)
@@ -163,8 +176,8 @@ def _compiled(denoiser, update, masked):
                 # The known region follows the forward process at the next level,
                 # which is exactly `known` at the clean end point (rates 1 and 0).
                 noise = _step_noise(seed, step, tf.shape(x), 3)
-                noised_known = (grid["signal_rates"][step + 1] * known
-                                + grid["noise_rates"][step + 1] * noise)
+                noised_known = (grid["next_signal_rates"] * known
+                                + grid["next_noise_rates"] * noise)
                 x = known_mask * noised_known + (1.0 - known_mask) * x
             return x, carry, pred_x0
         cache[key] = compiled_step
@@ -172,24 +185,25 @@ def _compiled(denoiser, update, masked):
 
 
 def _run(denoiser, update, carry, x_init, grid, seed, callback, known=None,
-         known_mask=None, steps=None):
-    """Iterates `update(denoiser, step, x, carry, grid, seed) -> (x, carry, pred_x0)`."""
+         known_mask=None, order=None):
+    """Iterates `update(denoiser, step, x, carry, row, seed) -> (x, carry, pred_x0)`
+    over the grid's steps (in `order` if given)."""
     _reset(denoiser)
-    tensors = grid.tensors
+    rows = grid.rows()
     x = tf.convert_to_tensor(x_init, tf.float32)
     masked = known is not None
     if masked:
         known = tf.convert_to_tensor(known, tf.float32)
         known_mask = tf.cast(tf.convert_to_tensor(known_mask), tf.float32)
-        start = known * tensors["signal_rates"][0] + tensors["noise_rates"][0] * _step_noise(
+        start = known * rows[0]["signal_rates"] + rows[0]["noise_rates"] * _step_noise(
             seed, -1, tf.shape(x), 3)
         x = known_mask * start + (1.0 - known_mask) * x
     else:
         known = known_mask = tf.zeros([0])
     compiled_step = _compiled(denoiser, update, masked)
     seed = tf.constant(seed, tf.int64)
-    for index in range(grid.num_steps if steps is None else steps):
-        x, carry, pred_x0 = compiled_step(tf.constant(index), x, carry, tensors, seed,
+    for index, step in enumerate(range(grid.num_steps) if order is None else order):
+        x, carry, pred_x0 = compiled_step(tf.constant(step), x, carry, rows[step], seed,
                                           known, known_mask)
         if callback is not None:
             callback(index, x, pred_x0)
@@ -198,11 +212,11 @@ def _run(denoiser, update, carry, x_init, grid, seed, callback, known=None,
 
 def _ddpm_update(denoiser, step, x, carry, grid, seed):
     # 1. predict x_0 from the noise estimate at t
-    pred_x0, _ = _evaluate(denoiser, grid, step, x)
+    pred_x0, _ = _evaluate(denoiser, grid, x)
     # 2. posterior mean of x_s given x_t and the predicted x_0
-    mean = grid["coef_x0"][step] * pred_x0 + grid["coef_xt"][step] * x
+    mean = grid["coef_x0"] * pred_x0 + grid["coef_xt"] * x
     # 3. add posterior noise (zero at the clean end point)
-    x = mean + grid["posterior_std"][step] * _step_noise(seed, step, tf.shape(x), 0)
+    x = mean + grid["posterior_std"] * _step_noise(seed, step, tf.shape(x), 0)
     return x, carry, pred_x0
 
 
@@ -225,10 +239,10 @@ def sample_ddpm(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
 
 def _ddim_update(denoiser, step, x, carry, grid, seed):
     # 1. predict x_0 and epsilon at t
-    pred_x0, pred_noise = _evaluate(denoiser, grid, step, x)
+    pred_x0, pred_noise = _evaluate(denoiser, grid, x)
     # 2. x_s = sqrt(alpha_bar_s) x_0 + sqrt(1 - alpha_bar_s - sigma^2) eps + sigma z
-    x = grid["signal_rates"][step + 1] * pred_x0 + grid["direction_rates"][step] * pred_noise
-    x += grid["sigmas"][step] * _step_noise(seed, step, tf.shape(x), 1)
+    x = grid["next_signal_rates"] * pred_x0 + grid["direction_rates"] * pred_noise
+    x += grid["sigmas"] * _step_noise(seed, step, tf.shape(x), 1)
     return x, carry, pred_x0
 
 
@@ -248,12 +262,12 @@ def sample_ddim(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
 
 def _dpmpp_2m_update(denoiser, step, x, previous_x0, grid, seed):
     # 1. data prediction at lambda_i
-    pred_x0, _ = _evaluate(denoiser, grid, step, x)
+    pred_x0, _ = _evaluate(denoiser, grid, x)
     # 2. second-order combination with the previous data prediction
-    half_inverse_r = grid["half_inverse_r"][step]
+    half_inverse_r = grid["half_inverse_r"]
     corrected = (1.0 + half_inverse_r) * pred_x0 - half_inverse_r * previous_x0
     # 3. exponential-integrator update to lambda_{i+1}
-    x = grid["ratio_x"][step] * x + grid["coef_d"][step] * corrected
+    x = grid["ratio_x"] * x + grid["coef_d"] * corrected
     return x, pred_x0, pred_x0
 
 
@@ -278,15 +292,15 @@ def sample_dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback=None, 
                 callback, known, known_mask)
 
 
-def _inversion_update(denoiser, index, x, carry, grid, seed):
-    step = grid["last"][0] - index  # from grid point `step` up to `step - 1`
+def _inversion_update(denoiser, step, x, carry, grid, seed):
+    # A grid step run backwards: from its end point up to its start point.
     # 1. epsilon at the noisier target point's timestep: the DDIM step that
     #    comes back down evaluates there, so the two errors cancel to first order
-    t = tf.fill([tf.shape(x)[0]], grid["times"][step - 1])
+    t = tf.fill([tf.shape(x)[0]], grid["times"])
     pred_noise = tf.cast(denoiser(x, t), tf.float32)
-    pred_x0 = (x - grid["noise_rates"][step] * pred_noise) / grid["signal_rates"][step]
+    pred_x0 = (x - grid["next_noise_rates"] * pred_noise) / grid["next_signal_rates"]
     # 2. re-noise deterministically to the target point
-    x = grid["signal_rates"][step - 1] * pred_x0 + grid["noise_rates"][step - 1] * pred_noise
+    x = grid["signal_rates"] * pred_x0 + grid["noise_rates"] * pred_noise
     return x, carry, pred_x0
 
 
@@ -299,9 +313,9 @@ def ddim_invert(denoiser, x_0, schedule, num_steps, seed=0, callback=None, *,
     with the same arguments maps the result back to x_0.
     """
     grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
-    grid.tensors["last"] = tf.constant([grid.num_steps - 1], tf.int32)
+    # Every step but the last (t = 0 -> clean), last first.
     return _run(denoiser, _inversion_update, (), x_0, grid, seed, callback,
-                steps=grid.num_steps - 1)
+                order=range(grid.num_steps - 2, -1, -1))
 
 
 SAMPLERS = {

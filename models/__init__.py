@@ -1,9 +1,23 @@
-"""Denoiser networks for the symbolic (MIDI) domain and their factory."""
+"""Denoiser networks of both domains and their factory."""
 
 from models.causal_unet import CausalUNet
+from models.diffwave import DiffWave
 from models.transformer import TransformerDenoiser
+from models.wave_unet import WaveUNet
 
-MODEL_NAMES = ("causal_unet", "transformer")
+MODEL_NAMES = ("causal_unet", "transformer", "wave_unet", "diffwave")
+
+
+def build_length(params):
+    """A sequence length the model accepts, for building its weights."""
+    if params.model == "wave_unet":
+        length = 1
+        for factor in params.down_factors:
+            length *= factor
+        return length
+    if params.model == "diffwave":
+        return 8
+    return params.seq_len
 
 
 def build_model(params, features):
@@ -42,8 +56,31 @@ def build_model(params, features):
             causal=params.causal,
             dropout=params.dropout,
         )
+    if params.model == "wave_unet":
+        return WaveUNet(
+            features=features,
+            input_channels=params.input_channels,
+            input_kernel=params.input_kernel,
+            stage_channels=params.stage_channels,
+            stage_kernels=params.stage_kernels,
+            down_factors=params.down_factors,
+            res_blocks=params.res_blocks,
+            attention_stages=params.attention_stages,
+            attention_heads=params.attention_heads,
+            time_dim=params.time_dim,
+            dropout=params.dropout,
+        )
+    if params.model == "diffwave":
+        return DiffWave(
+            features=features,
+            residual_channels=params.residual_channels,
+            residual_layers=params.residual_layers,
+            dilation_cycle=params.dilation_cycle,
+            time_dim=params.time_dim,
+        )
     raise ValueError(
         f"unknown model {params.model!r}; choose one of {', '.join(MODEL_NAMES)}")
 
 
-__all__ = ["CausalUNet", "TransformerDenoiser", "build_model", "MODEL_NAMES"]
+__all__ = ["CausalUNet", "DiffWave", "TransformerDenoiser", "WaveUNet", "build_model",
+           "build_length", "MODEL_NAMES"]

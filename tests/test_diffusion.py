@@ -252,6 +252,29 @@ def test_callback_sees_every_step(linear):
     assert [step for step, _ in seen] == list(range(7))
 
 
+def test_one_trace_serves_every_run(linear):
+    # The denoiser's Python body only runs while a step is traced; a retrace
+    # costs seconds with a network, so seeds, step counts, starts and callbacks
+    # must all reuse the first trace.
+    traces = []
+    analytic = analytic_denoiser(linear)
+
+    def denoiser(x_t, t):
+        traces.append(x_t.shape)
+        return analytic(x_t, t)
+
+    x_init = tf.random.stateless_normal([4, 1], [2, 2])
+    for name in samplers.SAMPLERS:
+        sampler = samplers.get_sampler(name)
+        first = sampler(denoiser, x_init, linear, 20, 0).numpy()
+        sampler(denoiser, x_init, linear, 7, 1, callback=lambda step, x, pred_x0: None)
+        sampler(denoiser, x_init, linear, 12, 2, t_start=600.0)
+        np.testing.assert_array_equal(sampler(denoiser, x_init, linear, 20, 0).numpy(), first)
+    samplers.ddim_invert(denoiser, x_init, linear, 10)
+    samplers.ddim_invert(denoiser, x_init, linear, 6, t_start=600.0)
+    assert len(traces) == len(samplers.SAMPLERS) + 1
+
+
 def test_grid_runs_from_t_start_to_clean(linear):
     grid = samplers.timestep_grid(linear, 10, "logsnr", t_start=600.0)
     assert grid[0] == 600.0 and grid[-2] == 0.0 and grid[-1] == -1.0 and len(grid) == 11

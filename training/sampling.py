@@ -3,6 +3,8 @@ TensorBoard sample summaries and the benchmarks."""
 
 import tensorflow as tf
 
+import params as params_lib
+
 from diffusion import samplers, schedules
 
 
@@ -32,8 +34,8 @@ def make_denoiser(model, params, shape, groups=None):
 
 
 def sample_features(model, params, encoding, n, sampler_name, steps, seed, callback=None):
-    """n generated feature arrays [n, seq_len, num_features] (numpy float32)."""
-    shape = [n, params.seq_len, encoding.num_features]
+    """n generated feature arrays [n, length, num_features] (numpy float32)."""
+    shape = [n, params_lib.sample_length(params), encoding.num_features]
     denoiser, schedule = make_denoiser(model, params, shape,
                                        categorical_groups(params, encoding))
     x_init = tf.random.stateless_normal(shape, [seed, 0])

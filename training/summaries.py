@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins.hparams import api as hparams_api
 
+import params as params_lib
 from data import midi_io, render
 from training import sampling
 
@@ -21,9 +22,12 @@ def write_hparams(writer, params):
 
 
 def write_samples(writer, step, model, params, encoding, n=2, seed=0):
-    """Samples from `model` (the EMA weights) as audio and piano-roll images."""
+    """Samples from `model` (the EMA weights) as audio and images (piano rolls
+    for MIDI, spectrograms for waveforms)."""
     features = sampling.sample_features(model, params, encoding, n, params.sampler,
                                         params.sample_steps, seed)
+    if params.domain == "wave":
+        return _write_wave_samples(writer, step, features, params, encoding, n)
     pieces = [encoding.decode(piece) for piece in features]
     images = np.stack([render.piano_roll_image(piece) for piece in pieces])
     clips = [render.render_audio(piece, sample_rate=SAMPLE_RATE) for piece in pieces]
@@ -34,6 +38,19 @@ def write_samples(writer, step, model, params, encoding, n=2, seed=0):
         tf.summary.audio("samples/audio", audio.astype(np.float32), SAMPLE_RATE,
                          max_outputs=n)
     return pieces
+
+
+def _write_wave_samples(writer, step, features, params, encoding, n):
+    from data import spectrogram
+
+    rate = params_lib.model_rate(params)
+    clips = np.stack([encoding.decode(f) for f in features])
+    images = np.stack([spectrogram.spectrogram_image(clip, rate) for clip in clips])
+    with writer.as_default(step=step):
+        tf.summary.image("samples/spectrogram", images, max_outputs=n)
+        tf.summary.audio("samples/audio", clips[..., None].astype(np.float32), rate,
+                         max_outputs=n)
+    return clips
 
 
 def save_loss_plot(path, history):

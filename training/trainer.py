@@ -48,8 +48,17 @@ def build_denoiser(params, features):
     """
     model = models.build_model(params, features)
     input_features = features * (2 if params.self_condition else 1)
-    model([tf.zeros([1, params.seq_len, input_features]), tf.zeros([1])])
+    model([tf.zeros([1, models.build_length(params), input_features]), tf.zeros([1])])
     return model
+
+
+def data_key(params):
+    """The element key of x_0 in the domain's datasets."""
+    return "audio" if params.domain == "wave" else "notes"
+
+
+def train_crop(params):
+    return params.train_crop if params.domain == "wave" else 0
 
 
 def ema_decay_at(step, decay):
@@ -244,7 +253,8 @@ class Trainer:
     def _start_iterator(self):
         stream = pipeline.training_stream(
             self.train_dataset, self.params.seed, self.params.timesteps, self.global_batch,
-            fixed_batches=self.params.overfit_batches, start_batch=int(self.step.numpy()))
+            key=data_key(self.params), fixed_batches=self.params.overfit_batches,
+            start_batch=int(self.step.numpy()), crop=train_crop(self.params))
         self.iterator = iter(self.strategy.experimental_distribute_dataset(stream))
 
     def _checkpoint_dir(self, name):
