@@ -537,9 +537,10 @@ def evaluate_wave(generated_dir: str, params, json_path: Optional[str] = None,
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {' '.join(argv[1:])}")
-    params = params_lib.from_flags()
-    if params.domain not in ("midi", "wave"):
-        raise app.UsageError(f"--domain must be midi or wave, got {params.domain!r}")
+    try:
+        params = params_lib.from_flags()
+    except ValueError as error:  # an inconsistent --domain/--preset/--model combination
+        raise app.UsageError(str(error)) from None
     if not FLAGS.generated:
         raise app.UsageError("--generated FOLDER is required")
     try:

@@ -93,7 +93,8 @@ def main(argv):
         write_clips(paths, pieces, loaded.params)
     else:
         write_pieces(paths, pieces)
-    print(f"wrote {FLAGS.n} pieces to {folder} ({sampler_name}, {steps} steps, seed "
+    kind = "clips" if FLAGS.domain == "wave" else "pieces"
+    print(f"wrote {FLAGS.n} {kind} to {folder} ({sampler_name}, {steps} steps, seed "
           f"{FLAGS.seed}; sampling {sampling_seconds:.1f} s, total "
           f"{time.time() - started:.1f} s)")
 

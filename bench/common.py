@@ -6,7 +6,9 @@ import subprocess
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-# (key in evaluate.py's rows, column title) of the markdown tables.
+# (key in evaluate.py's rows, column title) of the markdown tables, per domain.
+WAVE_COLUMNS = [("clips", "clips"), ("fd", "FD"), ("fd_clip", "FD-clip"), ("kid", "KID"),
+                ("flatness_w1", "flat-W1"), ("flatness_median", "flat-med"), ("rms", "rms")]
 COLUMNS = [("diatonic_fit", "diatonic"), ("js_interval", "JS int"),
            ("js_pitch_class", "JS pc"), ("chord_fraction", "chords"),
            ("on_grid", "on grid"), ("js_duration", "JS dur"),
@@ -19,31 +21,45 @@ def run(command):
     subprocess.run(command, cwd=ROOT, check=True)
 
 
-DATA_FIELDS = ("dataset", "data_dir", "seq_len", "programs", "max_beats", "transpose",
-               "test_fraction")
+DATA_FIELDS = {
+    "midi": ("dataset", "data_dir", "seq_len", "programs", "max_beats", "transpose",
+             "test_fraction"),
+    "wave": ("dataset", "data_dir", "sample_rate", "clip_samples", "segment_samples",
+             "downsample", "cutoff_hz", "filter_taps", "test_fraction"),
+}
+
+
+def weights_domain(weights):
+    with open(os.path.join(ROOT, weights, "params.json"), encoding="utf-8") as handle:
+        return json.load(handle)["domain"]
 
 
 def data_flags(weights):
     """evaluate.py flags that reproduce the data parameters a model was trained on."""
     with open(os.path.join(ROOT, weights, "params.json"), encoding="utf-8") as handle:
         params = json.load(handle)
-    return [f"--{field}={params[field]}" for field in DATA_FIELDS]
+    domain = params["domain"]
+    return [f"--domain={domain}"] + [f"--{field}={params[field]}"
+                                     for field in DATA_FIELDS[domain]]
 
 
-def generate_and_evaluate(python, weights, samples, sampler, steps, n, reuse=False):
+def generate_and_evaluate(python, weights, samples, sampler, steps, n, reuse=False,
+                          evaluate_flags=()):
     """generate.py then evaluate.py (on the weights' own data); returns its rows.
 
     reuse: return the rows of an earlier evaluation of the same samples folder.
     """
+    domain = weights_domain(weights)
     evaluation = os.path.join(samples, "evaluation.json")
     if reuse and os.path.exists(os.path.join(ROOT, evaluation)):
         with open(os.path.join(ROOT, evaluation), encoding="utf-8") as handle:
             return json.load(handle)["rows"]
-    run([python, "generate.py", samples, f"--weights={weights}", f"--n={n}",
-         f"--sampler={sampler}", f"--steps={steps}", "--wav=false", "--png=false",
-         "--overwrite", "--progress=false"])
-    run([python, "evaluate.py", "--domain=midi", f"--generated={samples}",
-         f"--json={evaluation}", *data_flags(weights)])
+    extra = [] if domain == "wave" else ["--wav=false"]
+    run([python, "generate.py", samples, f"--domain={domain}", f"--weights={weights}",
+         f"--n={n}", f"--sampler={sampler}", f"--steps={steps}", "--png=false",
+         "--overwrite", "--progress=false", *extra])
+    run([python, "evaluate.py", f"--generated={samples}", f"--json={evaluation}",
+         *data_flags(weights), *evaluate_flags])
     with open(evaluation, encoding="utf-8") as handle:
         return json.load(handle)["rows"]
 
@@ -56,16 +72,13 @@ def _format(value):
     return str(value)
 
 
-def markdown_table(reference_rows, labelled_rows, label_title="set"):
+def markdown_table(reference_rows, labelled_rows, label_title="set", columns=COLUMNS):
     """Reference rows (evaluate.py's floor/baselines) then (label, row) pairs."""
-    lines = [f"| {label_title} | " + " | ".join(title for _, title in COLUMNS) + " |",
-             "|" + "---|" * (len(COLUMNS) + 1)]
-    for row in reference_rows:
-        lines.append(f"| {row['set']} | " + " | ".join(
-            _format(row.get(key)) for key, _ in COLUMNS) + " |")
-    for label, row in labelled_rows:
+    lines = [f"| {label_title} | " + " | ".join(title for _, title in columns) + " |",
+             "|" + "---|" * (len(columns) + 1)]
+    for label, row in [(row["set"], row) for row in reference_rows] + list(labelled_rows):
         lines.append(f"| {label} | " + " | ".join(
-            _format(row.get(key)) for key, _ in COLUMNS) + " |")
+            _format(row.get(key)) for key, _ in columns) + " |")
     return "\n".join(lines)
 
 

@@ -1,9 +1,10 @@
 """Training throughput: steps/s, examples/s, FLOPs and model-FLOPs utilisation.
 
-  python bench/train.py [--presets midi_cpu,midi_paper] [--steps 20]
+  python bench/train.py [--presets midi_cpu,midi_paper,wave_cpu] [--steps 20]
 
 For each preset, with and without XLA (--jit_compile): the median time of a
-training step on the Bach default's real batches, the FLOPs of one step
+training step on the Bach default's real batches (notes, or the rendered
+audio for waveform presets), the FLOPs of one step
 (counted by TensorFlow's profiler on the traced step: forward, backward and
 optimizer), and those FLOPs per second divided by this machine's measured
 float32 matmul rate (model-FLOPs utilisation). The input pipeline is timed
@@ -23,9 +24,10 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import params as params_lib  # noqa: E402
 
-flags.DEFINE_list("presets", ["midi_cpu", "midi_paper"], "presets to measure")
+flags.DEFINE_list("presets", ["midi_cpu", "midi_paper", "wave_cpu"], "presets to measure")
 flags.DEFINE_integer("steps", 20, "timed steps per configuration (median)")
-flags.DEFINE_integer("batch_size", 32, "global batch for every preset (same work per step)")
+flags.DEFINE_integer("batch_size", 32, "global batch for every symbolic preset (same work "
+                     "per step); waveform presets keep their own batch and crop")
 flags.DEFINE_string("json", os.path.join("bench", "results", "train.json"), "output")
 FLAGS = flags.FLAGS
 
@@ -53,11 +55,24 @@ def step_flops(tf, trainer, batch):
     return tf.compat.v1.profiler.profile(graph, options=options).total_float_ops
 
 
-def input_examples_per_second(tf, trainer, batches=200):
-    from training import pipeline
+def _stream(trainer):
+    from training import pipeline, trainer as trainer_lib
 
-    stream = pipeline.training_stream(trainer.train_dataset, 0, trainer.params.timesteps,
-                                      trainer.global_batch)
+    return pipeline.training_stream(trainer.train_dataset, 0, trainer.params.timesteps,
+                                    trainer.global_batch, key=trainer_lib.data_key(trainer.params),
+                                    crop=trainer_lib.train_crop(trainer.params))
+
+
+def _dataset_lib(params):
+    if params.domain == "wave":
+        from data import wave_dataset
+        return wave_dataset
+    from data import midi_dataset
+    return midi_dataset
+
+
+def input_examples_per_second(tf, trainer, batches=200):
+    stream = _stream(trainer)
     iterator = iter(stream)
     next(iterator)
     started = time.perf_counter()
@@ -67,15 +82,16 @@ def input_examples_per_second(tf, trainer, batches=200):
 
 
 def measure(tf, preset, jit_compile, prepared, matmul_rate, tmp_dir):
-    from data import midi_dataset
-    from training import pipeline, sampling, trainer as trainer_lib
+    from training import sampling, trainer as trainer_lib
 
-    params = params_lib.get_preset(preset).replace(batch_size=FLAGS.batch_size)
+    params = params_lib.get_preset(preset)
+    if params.domain != "wave":
+        params = params.replace(batch_size=FLAGS.batch_size)
     trainer = trainer_lib.Trainer(params, prepared.num_features,
                                   os.path.join(tmp_dir, f"{preset}_{jit_compile}"),
                                   jit_compile=jit_compile,
                                   groups=sampling.categorical_groups(params, prepared.encoding))
-    trainer.attach(midi_dataset.load_split(prepared, "train"), prepared.encoding)
+    trainer.attach(_dataset_lib(params).load_split(prepared, "train"), prepared.encoding)
     trainer.restore_or_start()
     started = time.perf_counter()
     trainer.train_step(trainer.iterator)[0].numpy()  # trace (and XLA compile)
@@ -86,8 +102,7 @@ def measure(tf, preset, jit_compile, prepared, matmul_rate, tmp_dir):
         trainer.train_step(trainer.iterator)[0].numpy()
         times.append(time.perf_counter() - started)
     seconds = statistics.median(times)
-    batch = next(iter(pipeline.training_stream(trainer.train_dataset, 0, params.timesteps,
-                                               trainer.global_batch)))
+    batch = next(iter(_stream(trainer)))
     # Counted on the plain graph: an XLA-compiled step hides its ops from the
     # profiler, and compilation does not change the model's arithmetic.
     if jit_compile:
@@ -108,13 +123,12 @@ def main(argv):
 
     import tensorflow as tf
 
-    from data import midi_dataset
-
     matmul_rate = matmul_flops_per_second(tf)
     rows = []
     with tempfile.TemporaryDirectory() as tmp_dir:
         for preset in FLAGS.presets:
-            prepared = midi_dataset.prepare(params_lib.get_preset(preset), progress=False)
+            params = params_lib.get_preset(preset)
+            prepared = _dataset_lib(params).prepare(params, progress=False)
             for jit_compile in (False, True):
                 rows.append(measure(tf, preset, jit_compile, prepared, matmul_rate, tmp_dir))
     print(f"float32 matmul: {matmul_rate / 1e9:.0f} GFLOP/s on {os.cpu_count()} cores")

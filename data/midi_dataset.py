@@ -14,15 +14,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from typing import Dict, Iterator, List, Tuple
 
 import numpy as np
 import tensorflow as tf
 
-from data import corpora, encodings, midi_io
+from data import cache, corpora, encodings, midi_io
 from data import notes as notes_lib
 from data import progress as progress_lib
 
@@ -214,28 +212,13 @@ def _build(params, corpus, cache_path, progress) -> PreparedData:
         "stats": stats, "format": FORMAT_VERSION,
     }
 
-    parent = os.path.dirname(os.path.abspath(cache_path))
-    os.makedirs(parent, exist_ok=True)
-    temp_path = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(cache_path) + ".tmp-")
-    os.chmod(temp_path, 0o755)  # mkdtemp is owner-only; the cache is shared
-    try:
+    with cache.building(cache_path) as temp_path:
         _save_split(os.path.join(temp_path, corpora.TRAIN), encoding,
                     segments[corpora.TRAIN], train_order, params.seq_len)
         _save_split(os.path.join(temp_path, corpora.TEST), encoding,
                     segments[corpora.TEST], test_order, params.seq_len)
         summary["build_seconds"] = round(time.time() - started, 1)
-        for name, content in (("stats.json", stats), ("summary.json", summary)):
-            with open(os.path.join(temp_path, name), "w", encoding="utf-8") as handle:
-                json.dump(content, handle, indent=1)
-        try:
-            os.rename(temp_path, cache_path)
-        except OSError:
-            # Another process finished the same cache first; theirs is identical.
-            if not os.path.exists(os.path.join(cache_path, "summary.json")):
-                raise
-    finally:
-        if os.path.exists(temp_path):
-            shutil.rmtree(temp_path, ignore_errors=True)
+        cache.write_json(temp_path, {"stats.json": stats, "summary.json": summary})
     prepared = _load_prepared(cache_path)
     prepared.summary["reused"] = False
     return prepared

@@ -28,15 +28,13 @@ import dataclasses
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from typing import List, NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
-from data import audio_io, corpora, dsp, encodings
+from data import audio_io, cache, corpora, dsp, encodings
 from data import progress as progress_lib
 from params import model_rate, sample_length as segment_length
 
@@ -283,11 +281,7 @@ def _build(params, corpus, cache_path, progress) -> PreparedAudio:
               "sum_of_squares": 0.0, "train_samples": 0,
               "skipped": [{"file": s.name, "reason": s.reason} for s in corpus.skipped]}
     length = segment_length(params)
-    parent = os.path.dirname(os.path.abspath(cache_path))
-    os.makedirs(parent, exist_ok=True)
-    temp_path = tempfile.mkdtemp(dir=parent, prefix="." + os.path.basename(cache_path) + ".tmp-")
-    os.chmod(temp_path, 0o755)
-    try:
+    with cache.building(cache_path) as temp_path:
         for split in SPLITS:
             sources = [s for s in corpus.sources if s.split == split]
             _save_split(os.path.join(temp_path, split),
@@ -313,18 +307,7 @@ def _build(params, corpus, cache_path, progress) -> PreparedAudio:
             "examples": counts["examples"], "stats": stats, "format": FORMAT_VERSION,
             "build_seconds": round(time.time() - started, 1),
         }
-        for name, content in (("stats.json", stats), ("summary.json", summary)):
-            with open(os.path.join(temp_path, name), "w", encoding="utf-8") as handle:
-                json.dump(content, handle, indent=1)
-        try:
-            os.rename(temp_path, cache_path)
-        except OSError:
-            # Another process finished the same cache first; theirs is identical.
-            if not os.path.exists(os.path.join(cache_path, "summary.json")):
-                raise
-    finally:
-        if os.path.exists(temp_path):
-            shutil.rmtree(temp_path, ignore_errors=True)
+        cache.write_json(temp_path, {"stats.json": stats, "summary.json": summary})
     prepared = _load_prepared(cache_path)
     prepared.summary["reused"] = False
     return prepared

@@ -5,7 +5,22 @@ from models.diffwave import DiffWave
 from models.transformer import TransformerDenoiser
 from models.wave_unet import WaveUNet
 
-MODEL_NAMES = ("causal_unet", "transformer", "wave_unet", "diffwave")
+# Each model's constructor arguments (besides `features`), read from the Params
+# fields of the same names.
+_MODELS = {
+    "causal_unet": (CausalUNet, (
+        "input_channels", "input_kernel", "stage_channels", "stage_kernels", "mid_channels",
+        "mid_kernel", "attention_heads", "se_ratio", "time_dim", "dropout", "seq_len")),
+    "transformer": (TransformerDenoiser, (
+        "model_dim", "num_layers", "attention_heads", "mlp_dim", "time_dim", "causal",
+        "dropout")),
+    "wave_unet": (WaveUNet, (
+        "input_channels", "input_kernel", "stage_channels", "stage_kernels", "down_factors",
+        "res_blocks", "attention_stages", "attention_heads", "time_dim", "dropout")),
+    "diffwave": (DiffWave, (
+        "residual_channels", "residual_layers", "dilation_cycle", "time_dim")),
+}
+MODEL_NAMES = tuple(_MODELS)
 
 
 def build_length(params):
@@ -30,56 +45,12 @@ def build_model(params, features):
     Returns:
         A `keras.Model` called as `model([x_t, t], training=...)`.
     """
-    if params.model == "causal_unet":
-        return CausalUNet(
-            features=features,
-            input_channels=params.input_channels,
-            input_kernel=params.input_kernel,
-            stage_channels=params.stage_channels,
-            stage_kernels=params.stage_kernels,
-            mid_channels=params.mid_channels,
-            mid_kernel=params.mid_kernel,
-            attention_heads=params.attention_heads,
-            se_ratio=params.se_ratio,
-            time_dim=params.time_dim,
-            dropout=params.dropout,
-            seq_len=params.seq_len,
-        )
-    if params.model == "transformer":
-        return TransformerDenoiser(
-            features=features,
-            model_dim=params.model_dim,
-            num_layers=params.num_layers,
-            attention_heads=params.attention_heads,
-            mlp_dim=params.mlp_dim,
-            time_dim=params.time_dim,
-            causal=params.causal,
-            dropout=params.dropout,
-        )
-    if params.model == "wave_unet":
-        return WaveUNet(
-            features=features,
-            input_channels=params.input_channels,
-            input_kernel=params.input_kernel,
-            stage_channels=params.stage_channels,
-            stage_kernels=params.stage_kernels,
-            down_factors=params.down_factors,
-            res_blocks=params.res_blocks,
-            attention_stages=params.attention_stages,
-            attention_heads=params.attention_heads,
-            time_dim=params.time_dim,
-            dropout=params.dropout,
-        )
-    if params.model == "diffwave":
-        return DiffWave(
-            features=features,
-            residual_channels=params.residual_channels,
-            residual_layers=params.residual_layers,
-            dilation_cycle=params.dilation_cycle,
-            time_dim=params.time_dim,
-        )
-    raise ValueError(
-        f"unknown model {params.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    if params.model not in _MODELS:
+        raise ValueError(
+            f"unknown model {params.model!r}; choose one of {', '.join(MODEL_NAMES)}")
+    model_class, fields = _MODELS[params.model]
+    return model_class(features=features,
+                       **{field: getattr(params, field) for field in fields})
 
 
 __all__ = ["CausalUNet", "DiffWave", "TransformerDenoiser", "WaveUNet", "build_model",
