@@ -11,6 +11,7 @@ waveform domain it writes sample_1.wav ... sample_N.wav at the model's rate
 replaced without --overwrite.
 """
 
+import json
 import os
 import sys
 import time
@@ -18,7 +19,8 @@ import time
 from absl import app, flags
 
 flags.DEFINE_integer("n", 8, "number of pieces")
-flags.DEFINE_enum("domain", "midi", ["midi", "wave"], "what to generate")
+flags.DEFINE_enum("domain", None, ["midi", "wave"], "what to generate (default: the "
+                  "domain of --weights, else midi)")
 flags.DEFINE_string("weights", None, "weights folder (default weights/<domain>)")
 flags.DEFINE_enum("sampler", None, ["ddpm", "ddim", "dpmpp"],
                   "sampler (default: the one the weights were trained for)")
@@ -42,6 +44,16 @@ def output_paths(folder, n, wav=True, png=True, domain="midi"):
         ([".png"] if png else [])
     return {index: [os.path.join(folder, f"sample_{index}{ext}") for ext in extensions]
             for index in range(1, n + 1)}
+
+
+def weights_domain(weights_dir):
+    """The domain named in a weights folder's params.json, or None if unreadable
+    (loading the folder then reports what is wrong)."""
+    try:
+        with open(os.path.join(weights_dir, "params.json"), encoding="utf-8") as handle:
+            return json.load(handle)["domain"]
+    except (TypeError, OSError, ValueError, KeyError):
+        return None
 
 
 def check_free(paths, overwrite):
@@ -72,15 +84,16 @@ def main(argv):
     if len(argv) != 2:
         raise app.UsageError("usage: python generate.py SAVE_FOLDER [--n 8] [flags]")
     folder = argv[1]
-    paths = output_paths(folder, FLAGS.n, FLAGS.wav, FLAGS.png, FLAGS.domain)
+    domain = FLAGS.domain or weights_domain(FLAGS.weights) or "midi"
+    paths = output_paths(folder, FLAGS.n, FLAGS.wav, FLAGS.png, domain)
     check_free(paths, FLAGS.overwrite)
 
     from training import sampling, weights
 
     weights_dir = FLAGS.weights or os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                                "weights", FLAGS.domain)
+                                                "weights", domain)
     loaded = weights.load(weights_dir)
-    if loaded.params.domain != FLAGS.domain:
+    if loaded.params.domain != domain:
         raise ValueError(f"{weights_dir} holds a {loaded.params.domain} model; pass "
                          f"--domain={loaded.params.domain} or other --weights")
     sampler_name = FLAGS.sampler or loaded.params.sampler
@@ -89,11 +102,11 @@ def main(argv):
     pieces = sample_pieces(loaded, FLAGS.n, sampler_name, steps, FLAGS.seed, FLAGS.progress)
     sampling_seconds = time.time() - started
     os.makedirs(folder, exist_ok=True)
-    if FLAGS.domain == "wave":
+    if domain == "wave":
         write_clips(paths, pieces, loaded.params)
     else:
         write_pieces(paths, pieces)
-    kind = "clips" if FLAGS.domain == "wave" else "pieces"
+    kind = "clips" if domain == "wave" else "pieces"
     print(f"wrote {FLAGS.n} {kind} to {folder} ({sampler_name}, {steps} steps, seed "
           f"{FLAGS.seed}; sampling {sampling_seconds:.1f} s, total "
           f"{time.time() - started:.1f} s)")

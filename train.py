@@ -26,6 +26,9 @@ flags.DEFINE_string("model_dir", None, "checkpoints and TensorBoard logs "
                     "(default runs/<preset>)")
 flags.DEFINE_boolean("prepare_only", False, "build the dataset cache, print its summary, stop")
 flags.DEFINE_string("export", None, "write the EMA weights folder here after training")
+flags.DEFINE_string("init_from", None, "start a new run from an exported weights folder "
+                    "(fine-tuning, e.g. weights/wave on your own audio); ignored when "
+                    "--model_dir already holds a checkpoint")
 flags.DEFINE_boolean("overwrite", False, "start --model_dir afresh / replace --export")
 flags.DEFINE_float("max_minutes", None, "stop (with a checkpoint) after this many minutes")
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multiworker"],
@@ -36,7 +39,6 @@ flags.DEFINE_integer("logical_cpus", 1, "split the CPU into N logical devices "
 flags.DEFINE_enum("mixed_precision", "off", ["off", "auto", "float16", "bfloat16"],
                   "mixed precision: auto = mixed_float16 with loss scaling on GPU, "
                   "mixed_bfloat16 elsewhere")
-flags.DEFINE_boolean("jit_compile", False, "compile the training step with XLA")
 flags.DEFINE_boolean("deterministic", True, "TensorFlow op determinism (with --seed, "
                      "a run and its resumption give identical weights)")
 flags.DEFINE_boolean("progress", True, "show progress bars")
@@ -91,7 +93,7 @@ def main(argv):
     from training import sampling
 
     trainer = trainer_lib.Trainer(params, prepared.num_features, model_dir, strategy,
-                                  jit_compile=FLAGS.jit_compile, is_chief=is_chief,
+                                  jit_compile=params.jit_compile, is_chief=is_chief,
                                   loss_scaling=loss_scaling,
                                   groups=sampling.categorical_groups(params, prepared.encoding))
     print(f"model: {params.model}, {trainer.model.count_params():,} parameters; "
@@ -99,6 +101,10 @@ def main(argv):
     trainer.attach(dataset_lib.load_split(prepared, "train"), prepared.encoding)
     if trainer.restore_or_start():
         print(f"resumed from step {int(trainer.step.numpy())}")
+    elif FLAGS.init_from:
+        source = weights.load(FLAGS.init_from)
+        trainer.initialise_from(source.model, FLAGS.init_from)
+        print(f"initialised from {FLAGS.init_from} ({source.metadata.get('step', '?')} steps)")
     held_out = None
     if prepared.num_examples("test"):
         held_out = pipeline.held_out_batches(
@@ -122,6 +128,7 @@ def main(argv):
         metadata = {
             "step": result.step, "train_minutes_this_run": (time.time() - started) / 60,
             "eval_losses": result.eval_losses, "parameters": trainer.model.count_params(),
+            "initialised_from": FLAGS.init_from,
             "data": {k: prepared.summary.get(k) for k in
                      ("files_read", "examples", "notes", "hours", "cache_path")
                      if k in prepared.summary},
@@ -135,5 +142,8 @@ def main(argv):
 if __name__ == "__main__":
     try:
         app.run(main)
-    except (ValueError, FileExistsError) as error:
+    except Exception as error:  # one line for the errors a user can fix
+        from training.weights import WeightsError
+        if not isinstance(error, (ValueError, FileExistsError, WeightsError)):
+            raise
         sys.exit(f"error: {error}")

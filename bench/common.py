@@ -8,7 +8,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 # (key in evaluate.py's rows, column title) of the markdown tables, per domain.
 WAVE_COLUMNS = [("clips", "clips"), ("fd", "FD"), ("fd_clip", "FD-clip"), ("kid", "KID"),
-                ("flatness_w1", "flat-W1"), ("flatness_median", "flat-med"), ("rms", "rms")]
+                ("flatness_w1", "flat-W1"), ("flatness_median", "flat-med", ".2e"),
+                ("rms", "rms")]
 COLUMNS = [("diatonic_fit", "diatonic"), ("js_interval", "JS int"),
            ("js_pitch_class", "JS pc"), ("chord_fraction", "chords"),
            ("on_grid", "on grid"), ("js_duration", "JS dur"),
@@ -64,21 +65,21 @@ def generate_and_evaluate(python, weights, samples, sampler, steps, n, reuse=Fal
         return json.load(handle)["rows"]
 
 
-def _format(value):
+def _format(value, spec=".3f"):
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:.3f}"
+        return format(value, spec)
     return str(value)
 
 
 def markdown_table(reference_rows, labelled_rows, label_title="set", columns=COLUMNS):
     """Reference rows (evaluate.py's floor/baselines) then (label, row) pairs."""
-    lines = [f"| {label_title} | " + " | ".join(title for _, title in columns) + " |",
+    lines = [f"| {label_title} | " + " | ".join(column[1] for column in columns) + " |",
              "|" + "---|" * (len(columns) + 1)]
     for label, row in [(row["set"], row) for row in reference_rows] + list(labelled_rows):
         lines.append(f"| {label} | " + " | ".join(
-            _format(row.get(key)) for key, _ in columns) + " |")
+            _format(row.get(key), *spec) for key, _, *spec in columns) + " |")
     return "\n".join(lines)
 
 

@@ -21,7 +21,7 @@ def gtzan_weights(tmp_path_factory):
     weights = work / "weights"
     result = run("train.py", *TINY, f"--data_dir={work / 'gtzan'}",
                  f"--cache_dir={work / 'cache'}", f"--model_dir={work / 'model'}",
-                 "--test_fraction=0.3", f"--export={weights}")
+                 "--test_fraction=0.4", "--sample_every=4", f"--export={weights}")
     assert "exported EMA weights" in result.stdout
     assert "jazz.00054.wav" in result.stdout  # the corrupt file is reported, not fatal
     return weights
@@ -71,6 +71,21 @@ def test_generate_writes_wav_and_png_at_both_rates(gtzan_weights, tmp_path):
     assert rate == 22050 and abs(len(audio_high) - 3 * length) <= 3
     # same seed, same clip: the 22050 Hz file is the 7350 Hz one resampled
     np.testing.assert_allclose(audio_high[::3][:length], audio, atol=0.05)
+
+
+@pytest.mark.slow
+def test_tensorboard_shows_audio_and_spectrograms(gtzan_weights):
+    from test_training import read_events
+
+    events = read_events(gtzan_weights.parent / "model")
+    tags = set(events.Tags()["tensors"])
+    assert {"loss", "eval_loss_ema", "samples/audio", "samples/spectrogram"} <= tags
+    audio = events.Tensors("samples/audio")[0].tensor_proto
+    import tensorflow as tf
+    encoded = tf.make_ndarray(audio)[0, 0]  # first clip, encoded WAV bytes
+    assert encoded[:4] == b"RIFF"
+    decoded, rate = tf.audio.decode_wav(encoded)
+    assert int(rate) == 7350 and decoded.shape[0] == -(-SEGMENT // 3)
 
 
 @pytest.mark.slow

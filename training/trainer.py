@@ -25,7 +25,7 @@ from training import pipeline, summaries
 # Fields that may change when a run is resumed; any other change is refused.
 RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "ckpt_every",
                     "eval_batches", "data_dir", "cache_dir", "patience", "max_nonfinite",
-                    "sample_every"}
+                    "sample_every", "jit_compile"}
 NUM_T_BUCKETS = 10
 LOSS_SCALE_PERIOD = 2000
 
@@ -274,6 +274,19 @@ class Trainer:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         self._start_iterator()
         return latest is not None
+
+    def initialise_from(self, model, source: str) -> None:
+        """Starts a new run from another model's weights (fine-tuning): they
+        become both the trained weights and the EMA. Refuses another architecture."""
+        theirs = [tuple(w.shape) for w in model.weights]
+        ours = [tuple(w.shape) for w in self.model.weights]
+        if theirs != ours:
+            raise ValueError(f"{source} holds another architecture ({len(theirs)} weight "
+                             f"arrays vs {len(ours)}, or other shapes); pass the same "
+                             "--preset and model flags it was trained with")
+        values = model.get_weights()
+        self.model.set_weights(values)
+        self.ema_model.set_weights(values)
 
     def _write_params(self):
         path = os.path.join(self.model_dir, "params.json")
