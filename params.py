@@ -7,6 +7,7 @@ command-line flag (`define_flags` / `from_flags`) and round-trips through JSON
 
 import dataclasses
 import json
+import os
 from typing import Tuple
 
 from absl import flags
@@ -210,27 +211,30 @@ def get_preset(name: str) -> Params:
         ) from None
 
 
-def define_flags(preset_default: str = DEFAULT_PRESET) -> None:
+def define_flags(preset_default: str = DEFAULT_PRESET, flag_values=None) -> None:
     """Defines --preset and one flag per Params field (default: the preset's)."""
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     flags.DEFINE_string("preset", preset_default,
-                        f"named preset from params.py: {', '.join(sorted(PRESETS))}")
+                        f"named preset from params.py: {', '.join(sorted(PRESETS))}",
+                        flag_values=flag_values)
     for field in dataclasses.fields(Params):
         help_text = f"override the preset's {field.name}"
         if isinstance(field.default, tuple):
-            flags.DEFINE_list(field.name, None, help_text + " (comma separated)")
+            define, help_text = flags.DEFINE_list, help_text + " (comma separated)"
         elif isinstance(field.default, bool):
-            flags.DEFINE_boolean(field.name, None, help_text)
+            define = flags.DEFINE_boolean
         elif isinstance(field.default, int):
-            flags.DEFINE_integer(field.name, None, help_text)
+            define = flags.DEFINE_integer
         elif isinstance(field.default, float):
-            flags.DEFINE_float(field.name, None, help_text)
+            define = flags.DEFINE_float
         else:
-            flags.DEFINE_string(field.name, None, help_text)
+            define = flags.DEFINE_string
+        define(field.name, None, help_text, flag_values=flag_values)
 
 
 def overrides_from_flags(flag_values=None) -> dict:
     """The Params fields the user set explicitly on the command line."""
-    flag_values = flag_values or flags.FLAGS
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     overrides = {}
     for field in dataclasses.fields(Params):
         value = flag_values[field.name].value
@@ -241,7 +245,7 @@ def overrides_from_flags(flag_values=None) -> dict:
 
 def preset_name(flag_values=None) -> str:
     """--preset if given, else the default preset of --domain."""
-    flag_values = flag_values or flags.FLAGS
+    flag_values = flags.FLAGS if flag_values is None else flag_values
     domain = flag_values["domain"].value
     if flag_values["preset"].present or domain is None:
         return flag_values.preset
@@ -251,10 +255,26 @@ def preset_name(flag_values=None) -> str:
 
 
 def from_flags(flag_values=None) -> Params:
-    flag_values = flag_values or flags.FLAGS
-    params = get_preset(preset_name(flag_values)).replace(**overrides_from_flags(flag_values))
+    flag_values = flags.FLAGS if flag_values is None else flag_values
+    overrides = overrides_from_flags(flag_values)
+    for folder in ("data_dir", "cache_dir"):  # the shell leaves --data_dir=~/x alone
+        if folder in overrides:
+            overrides[folder] = os.path.expanduser(overrides[folder])
+    params = get_preset(preset_name(flag_values)).replace(**overrides)
+    if "data_dir" in overrides and "dataset" not in overrides and params.dataset == "bach":
+        # A bare --data_dir means "train on this folder", not "ignore it".
+        params = params.replace(dataset=folder_dataset(params))
     validate(params)
     return params
+
+
+def folder_dataset(params: Params) -> str:
+    """The dataset a bare --data_dir names: GTZAN when the folder has its layout."""
+    if params.domain == "wave":
+        from data import wave_dataset  # imports TensorFlow: only when needed
+        if wave_dataset.is_gtzan_tree(params.data_dir):
+            return "gtzan"
+    return "folder"
 
 
 _WAVE_MODELS = ("wave_unet", "diffwave")

@@ -103,6 +103,11 @@ def gtzan_root(data_dir: str) -> str:
     return data_dir
 
 
+def is_gtzan_tree(data_dir: str) -> bool:
+    """Whether data_dir holds GTZAN's Kaggle or original layout."""
+    return any(os.path.isdir(os.path.join(data_dir, candidate)) for candidate in _GTZAN_FOLDERS)
+
+
 def labelled_sources(root: str, test_fraction: float) -> AudioCorpus:
     """Audio files under `root`, labelled by their first-level subfolder."""
     files = audio_io.audio_files_under(root)
