@@ -26,6 +26,8 @@ flags.DEFINE_enum("sampler", None, ["ddpm", "ddim", "dpmpp"],
                   "sampler (default: the one the weights were trained for)")
 flags.DEFINE_integer("steps", None, "denoiser evaluations (default: the weights' "
                      "sample_steps; all T steps for ddpm)")
+flags.DEFINE_float("temperature", None, "categorical models: divide the logits by this "
+                   "when sampling (default: the weights' sample_temperature)")
 flags.DEFINE_integer("seed", 0, "fixes the initial noise and every sampling draw")
 flags.DEFINE_float("tempo", 120.0, "tempo of the written MIDI files (beats per minute)")
 flags.DEFINE_boolean("wav", True, "also render each MIDI piece to WAV")
@@ -96,6 +98,8 @@ def main(argv):
     if loaded.params.domain != domain:
         raise ValueError(f"{weights_dir} holds a {loaded.params.domain} model; pass "
                          f"--domain={loaded.params.domain} or other --weights")
+    if FLAGS.temperature is not None:
+        loaded.params = loaded.params.replace(sample_temperature=FLAGS.temperature)
     sampler_name = FLAGS.sampler or loaded.params.sampler
     steps = FLAGS.steps or sampling.default_steps(loaded.params, sampler_name)
     started = time.time()

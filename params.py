@@ -69,6 +69,7 @@ class Params:
     prediction: str = "epsilon"  # epsilon | v | categorical (one-hot encodings)
     sampler: str = "dpmpp"  # ddpm | ddim | dpmpp
     sample_steps: int = 20
+    sample_temperature: float = 1.0  # categorical prediction: logits / temperature when sampling
     self_condition: bool = False  # feed the previous x_0 estimate back (Chen et al. 2022)
     loss_weighting: str = "none"  # none | min_snr (Hang et al. 2023)
     min_snr_gamma: float = 5.0

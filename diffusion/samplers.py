@@ -33,7 +33,7 @@ SPACINGS = ("uniform", "logsnr")
 
 
 def epsilon_denoiser(model, schedule, prediction="epsilon", clip_x0=0.0,
-                     self_condition_shape=None, groups=None):
+                     self_condition_shape=None, groups=None, temperature=1.0):
     """Wraps a network called as model([x_t, t]) into a pred_noise denoiser.
 
     clip_x0 > 0 clips the x_0 estimate to [-clip_x0, clip_x0] (data known to be
@@ -42,7 +42,11 @@ def epsilon_denoiser(model, schedule, prediction="epsilon", clip_x0=0.0,
     network (Chen et al. 2022), called as model([concat(x_t, x0_estimate), t]);
     the previous step's x_0 estimate is kept in a variable, zero at the start.
     groups: one-hot group sizes of a categorical-prediction network.
+    temperature: a categorical network's logits are divided by it; below 1 the
+    x_0 estimate (2 softmax - 1) leans towards the likeliest class of each group.
     """
+    if temperature <= 0:
+        raise ValueError(f"temperature must be positive, got {temperature}")
     estimate = None
     if self_condition_shape is not None:
         estimate = tf.Variable(tf.zeros(self_condition_shape), trainable=False)
@@ -50,6 +54,8 @@ def epsilon_denoiser(model, schedule, prediction="epsilon", clip_x0=0.0,
     def denoiser(x_t, t):
         inputs = x_t if estimate is None else tf.concat([x_t, estimate], axis=-1)
         output = tf.cast(model([inputs, t], training=False), tf.float32)
+        if prediction == "categorical" and temperature != 1.0:
+            output = output / temperature
         signal_rates, noise_rates = schedule.rates(t)
         pred_x0, pred_noise = process.split_prediction(
             x_t, output, signal_rates, noise_rates, prediction, groups)

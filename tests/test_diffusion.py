@@ -413,6 +413,27 @@ def test_self_conditioned_denoiser_carries_its_estimate(linear):
     assert calls and set(calls) == {2} and out.shape == (3, 1)
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5, 2.0])
+def test_categorical_temperature_sharpens_the_x0_estimate(linear, temperature):
+    groups = [3, 2]
+    logits = np.array([[[2.0, 0.0, -1.0, 0.5, 1.0]]], np.float32)
+    model = lambda inputs, training=False: tf.constant(logits)  # noqa: E731
+    denoiser = samplers.epsilon_denoiser(model, linear, "categorical", groups=groups,
+                                         temperature=temperature)
+    x_t = tf.constant([[[0.3, -0.2, 0.1, 0.0, 0.4]]])
+    t = tf.constant([200.0])
+    signal, sigma = linear.rates(t)
+    pred_x0 = (x_t - sigma[0] * denoiser(x_t, t)) / signal[0]
+
+    def softmax(values):
+        return np.exp(values) / np.exp(values).sum()
+    scaled = logits[0, 0] / temperature
+    expected = 2 * np.concatenate([softmax(scaled[:3]), softmax(scaled[3:])]) - 1
+    np.testing.assert_allclose(pred_x0.numpy()[0, 0], expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="temperature must be positive"):
+        samplers.epsilon_denoiser(model, linear, "categorical", groups=groups, temperature=0)
+
+
 def test_categorical_prediction_is_cross_entropy_with_expected_x0(linear):
     groups = [3, 2]
     x_0 = tf.constant([[[1.0, -1, -1, -1, 1]]])  # classes 0 and 1

@@ -29,7 +29,8 @@ def make_denoiser(model, params, shape, groups=None):
     schedule = schedules.get_schedule(params.schedule, params.timesteps)
     denoiser = samplers.epsilon_denoiser(
         model, schedule, params.prediction, params.clip_x0,
-        self_condition_shape=shape if params.self_condition else None, groups=groups)
+        self_condition_shape=shape if params.self_condition else None, groups=groups,
+        temperature=params.sample_temperature)
     return denoiser, schedule
 
 

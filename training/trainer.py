@@ -25,7 +25,8 @@ from training import pipeline, summaries
 # Fields that may change when a run is resumed; any other change is refused.
 RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "ckpt_every",
                     "eval_batches", "data_dir", "cache_dir", "patience", "max_nonfinite",
-                    "sample_every", "jit_compile"}
+                    "sample_every", "jit_compile", "sampler", "sample_steps",
+                    "sample_temperature"}
 NUM_T_BUCKETS = 10
 LOSS_SCALE_PERIOD = 2000
 
