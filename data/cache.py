@@ -1,10 +1,13 @@
 """Atomic cache folders: built in a temporary sibling, renamed into place whole."""
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
+
+from data.corpora import TEST, TRAIN
 
 
 @contextlib.contextmanager
@@ -35,3 +38,61 @@ def write_json(folder: str, contents: dict) -> None:
     for name, content in contents.items():
         with open(os.path.join(folder, name), "w", encoding="utf-8") as handle:
             json.dump(content, handle, indent=1)
+
+
+@dataclasses.dataclass
+class Prepared:
+    """A built cache: its two saved splits, the fitted statistics and the summary.
+
+    Subclasses add their domain's properties and `summary_text`.
+    """
+    train_path: str
+    test_path: str
+    stats: dict
+    encoding: object  # a data.encodings encoding fitted with `stats`
+    summary: dict
+    cache_path: str
+
+    @classmethod
+    def load(cls, cache_path: str):
+        from data import encodings
+        with open(os.path.join(cache_path, "summary.json"), encoding="utf-8") as handle:
+            summary = json.load(handle)
+        with open(os.path.join(cache_path, "stats.json"), encoding="utf-8") as handle:
+            stats = json.load(handle)
+        return cls(train_path=os.path.join(cache_path, TRAIN),
+                   test_path=os.path.join(cache_path, TEST), stats=stats,
+                   encoding=encodings.get_encoding(summary["encoding"], stats),
+                   summary=summary, cache_path=cache_path)
+
+    def num_examples(self, split: str) -> int:
+        return int(self.summary["examples"][split])
+
+    def load_split(self, split: str):
+        """The saved split as a tf.data.Dataset of known cardinality."""
+        import tensorflow as tf
+        if split not in (TRAIN, TEST):
+            raise ValueError(f"unknown split {split!r}; choose one of {TRAIN}, {TEST}")
+        path = self.train_path if split == TRAIN else self.test_path
+        return tf.data.Dataset.load(path).apply(
+            tf.data.experimental.assert_cardinality(self.num_examples(split)))
+
+    def summary_text(self) -> str:
+        raise NotImplementedError
+
+
+def source_lines(summary: dict, max_skipped_lines: int = 20) -> list:
+    """The summary lines both domains print: the cache, the files and the skipped ones."""
+    lines = [
+        f"cache: {summary['cache_path']} ("
+        + ("reused" if summary.get("reused") else
+           f"built in {summary.get('build_seconds', 0):.1f} s") + ")",
+        f"files: {summary['files_listed']} listed, {summary['files_read']} read, "
+        f"{summary['files_skipped']} skipped",
+    ]
+    for entry in summary["skipped"][:max_skipped_lines]:
+        lines.append(f"  skipped {entry['file']}: {entry['reason']}")
+    if len(summary["skipped"]) > max_skipped_lines:
+        lines.append(f"  ... and {len(summary['skipped']) - max_skipped_lines} more "
+                     "(see summary.json)")
+    return lines

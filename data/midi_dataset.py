@@ -10,7 +10,6 @@ so changing either builds a new cache. A cache is built in a temporary folder
 and renamed into place, so a folder named midi-<key> is always complete.
 """
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -34,14 +33,8 @@ SPLITS = (corpora.TRAIN, corpora.TEST)
 _CHUNK = 1024
 
 
-@dataclasses.dataclass
-class PreparedData:
-    train_path: str
-    test_path: str
-    stats: dict
-    encoding: encodings.NoteEncoding
-    summary: dict
-    cache_path: str
+class PreparedData(cache.Prepared):
+    """A symbolic cache: {"notes": float32 [seq_len, features]} per example."""
 
     @property
     def seq_len(self) -> int:
@@ -50,9 +43,6 @@ class PreparedData:
     @property
     def num_features(self) -> int:
         return int(self.encoding.num_features)
-
-    def num_examples(self, split: str) -> int:
-        return int(self.summary["examples"][split])
 
     def summary_text(self) -> str:
         return format_summary(self.summary)
@@ -112,7 +102,7 @@ def prepare(params, progress: bool = True) -> PreparedData:
     corpus = corpora.list_pieces(params, progress=progress)
     cache_path = os.path.join(params.cache_dir, "midi-" + cache_key(params, corpus))
     if os.path.exists(os.path.join(cache_path, "summary.json")):
-        prepared = _load_prepared(cache_path)
+        prepared = PreparedData.load(cache_path)
         prepared.summary["reused"] = True
         return prepared
     return _build(params, corpus, cache_path, progress)
@@ -120,24 +110,7 @@ def prepare(params, progress: bool = True) -> PreparedData:
 
 def load_split(prepared: PreparedData, split: str) -> tf.data.Dataset:
     """The saved split as a tf.data.Dataset of {"notes": float32 [seq_len, F]}."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    path = prepared.train_path if split == corpora.TRAIN else prepared.test_path
-    dataset = tf.data.Dataset.load(path)
-    return dataset.apply(tf.data.experimental.assert_cardinality(
-        prepared.num_examples(split)))
-
-
-def _load_prepared(cache_path: str) -> PreparedData:
-    with open(os.path.join(cache_path, "summary.json"), encoding="utf-8") as handle:
-        summary = json.load(handle)
-    with open(os.path.join(cache_path, "stats.json"), encoding="utf-8") as handle:
-        stats = json.load(handle)
-    return PreparedData(
-        train_path=os.path.join(cache_path, corpora.TRAIN),
-        test_path=os.path.join(cache_path, corpora.TEST),
-        stats=stats, encoding=encodings.get_encoding(summary["encoding"], stats),
-        summary=summary, cache_path=cache_path)
+    return prepared.load_split(split)
 
 
 def _read_segments(params, corpus, progress) -> Tuple[Dict[str, List[np.ndarray]], dict]:
@@ -219,7 +192,7 @@ def _build(params, corpus, cache_path, progress) -> PreparedData:
                     segments[corpora.TEST], test_order, params.seq_len)
         summary["build_seconds"] = round(time.time() - started, 1)
         cache.write_json(temp_path, {"stats.json": stats, "summary.json": summary})
-    prepared = _load_prepared(cache_path)
+    prepared = PreparedData.load(cache_path)
     prepared.summary["reused"] = False
     return prepared
 
@@ -231,17 +204,7 @@ def format_summary(summary: dict, max_skipped_lines: int = 20) -> str:
         f"MIDI data {summary['dataset']!r}: programs={p['programs']} seq_len={p['seq_len']} "
         f"hop={p['hop']} max_beats={p['max_beats']:g} transpose=+-{p['transpose']} "
         f"encoding={summary['encoding']} test_fraction={p['test_fraction']:g}",
-        f"cache: {summary['cache_path']} ("
-        + ("reused" if summary.get("reused") else
-           f"built in {summary.get('build_seconds', 0):.1f} s") + ")",
-        f"files: {summary['files_listed']} listed, {summary['files_read']} read, "
-        f"{summary['files_skipped']} skipped",
-    ]
-    for entry in summary["skipped"][:max_skipped_lines]:
-        lines.append(f"  skipped {entry['file']}: {entry['reason']}")
-    if len(summary["skipped"]) > max_skipped_lines:
-        lines.append(f"  ... and {len(summary['skipped']) - max_skipped_lines} more "
-                     "(see summary.json)")
+    ] + cache.source_lines(summary, max_skipped_lines)
     lines += [
         f"pieces: {summary['pieces'][train]} train, {summary['pieces'][test]} test; "
         f"{summary['pieces_too_short']} shorter than {summary['seq_len']} notes (no segment)",

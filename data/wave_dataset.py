@@ -24,7 +24,6 @@ Layout of one cache, `<cache_dir>/wave-<key>/`:
   summary.json    what was read, skipped and produced
 """
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -60,14 +59,8 @@ class AudioCorpus(NamedTuple):
     skipped: List[corpora.Skipped]
 
 
-@dataclasses.dataclass
-class PreparedAudio:
-    train_path: str
-    test_path: str
-    stats: dict
-    encoding: encodings.NoteEncoding
-    summary: dict
-    cache_path: str
+class PreparedAudio(cache.Prepared):
+    """A waveform cache: {"audio": float32 [samples, 1], "label": int32} per example."""
 
     @property
     def model_rate(self) -> int:
@@ -80,9 +73,6 @@ class PreparedAudio:
     @property
     def num_features(self) -> int:
         return 1
-
-    def num_examples(self, split: str) -> int:
-        return int(self.summary["examples"][split])
 
     def summary_text(self) -> str:
         return format_summary(self.summary)
@@ -217,7 +207,7 @@ def prepare(params, progress: bool = True) -> PreparedAudio:
     corpus = list_sources(params, progress)
     cache_path = os.path.join(params.cache_dir, "wave-" + cache_key(params, corpus))
     if os.path.exists(os.path.join(cache_path, "summary.json")):
-        prepared = _load_prepared(cache_path)
+        prepared = PreparedAudio.load(cache_path)
         prepared.summary["reused"] = True
         return prepared
     return _build(params, corpus, cache_path, progress)
@@ -226,27 +216,11 @@ def prepare(params, progress: bool = True) -> PreparedAudio:
 def load_split(prepared: PreparedAudio, split: str, scaled: bool = True) -> tf.data.Dataset:
     """{"audio": float32 [samples, 1], "label": int32}; audio times the fitted
     gain (the model's features) when `scaled`, raw audio in [-1, 1] otherwise."""
-    if split not in SPLITS:
-        raise ValueError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
-    path = prepared.train_path if split == corpora.TRAIN else prepared.test_path
-    dataset = tf.data.Dataset.load(path).apply(
-        tf.data.experimental.assert_cardinality(prepared.num_examples(split)))
+    dataset = prepared.load_split(split)
     if scaled:
         gain = prepared.encoding.gain
         dataset = dataset.map(lambda e: {"audio": e["audio"] * gain, "label": e["label"]})
     return dataset
-
-
-def _load_prepared(cache_path: str) -> PreparedAudio:
-    with open(os.path.join(cache_path, "summary.json"), encoding="utf-8") as handle:
-        summary = json.load(handle)
-    with open(os.path.join(cache_path, "stats.json"), encoding="utf-8") as handle:
-        stats = json.load(handle)
-    return PreparedAudio(
-        train_path=os.path.join(cache_path, corpora.TRAIN),
-        test_path=os.path.join(cache_path, corpora.TEST), stats=stats,
-        encoding=encodings.get_encoding("waveform", stats), summary=summary,
-        cache_path=cache_path)
 
 
 def _split_elements(params, sources, counts, progress, desc):
@@ -313,7 +287,7 @@ def _build(params, corpus, cache_path, progress) -> PreparedAudio:
             "build_seconds": round(time.time() - started, 1),
         }
         cache.write_json(temp_path, {"stats.json": stats, "summary.json": summary})
-    prepared = _load_prepared(cache_path)
+    prepared = PreparedAudio.load(cache_path)
     prepared.summary["reused"] = False
     return prepared
 
@@ -327,17 +301,7 @@ def format_summary(summary: dict, max_skipped_lines: int = 20) -> str:
         f"low-pass {p['cutoff_hz']:g} Hz ({p['filter_taps']} taps), downsample "
         f"{p['downsample']} -> {summary['segment_length']:,} samples at "
         f"{summary['model_rate']} Hz; test_fraction={p['test_fraction']:g}",
-        f"cache: {summary['cache_path']} ("
-        + ("reused" if summary.get("reused") else
-           f"built in {summary.get('build_seconds', 0):.1f} s") + ")",
-        f"files: {summary['files_listed']} listed, {summary['files_read']} read, "
-        f"{summary['files_skipped']} skipped",
-    ]
-    for entry in summary["skipped"][:max_skipped_lines]:
-        lines.append(f"  skipped {entry['file']}: {entry['reason']}")
-    if len(summary["skipped"]) > max_skipped_lines:
-        lines.append(f"  ... and {len(summary['skipped']) - max_skipped_lines} more "
-                     "(see summary.json)")
+    ] + cache.source_lines(summary, max_skipped_lines)
     labels = summary["labels"]
     lines += [
         f"labels: {len(labels)} ({', '.join(label or '(top level)' for label in labels[:12])}"
