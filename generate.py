@@ -29,11 +29,13 @@ flags.DEFINE_integer("steps", None, "denoiser evaluations (default: the weights'
 flags.DEFINE_float("temperature", None, "categorical models: divide the logits by this "
                    "when sampling (default: the weights' sample_temperature)")
 flags.DEFINE_integer("seed", 0, "fixes the initial noise and every sampling draw")
-flags.DEFINE_float("tempo", 120.0, "tempo of the written MIDI files (beats per minute)")
+flags.DEFINE_float("tempo", 120.0, "midi domain: tempo of the written MIDI files "
+                   "(beats per minute)")
 flags.DEFINE_boolean("wav", True, "also render each MIDI piece to WAV")
 flags.DEFINE_integer("sample_rate", None, "waveform domain: rate of the written WAV files "
                      "(default: the model's, 7350 Hz for the shipped weights)")
-flags.DEFINE_boolean("png", True, "also draw each piece's piano roll")
+flags.DEFINE_boolean("png", True, "also draw each piece's piano roll (midi) or "
+                     "spectrogram (wave)")
 flags.DEFINE_boolean("overwrite", False, "replace existing sample files")
 flags.DEFINE_boolean("progress", True, "show a progress bar")
 FLAGS = flags.FLAGS

@@ -304,6 +304,12 @@ def validate(params: Params) -> None:
                          f"use --preset={DOMAIN_PRESETS[params.domain]} or pass --model")
     if (params.domain == "wave") != (params.encoding == "waveform"):
         raise ValueError(f"encoding {params.encoding!r} does not fit --domain={params.domain}")
+    nyquist = params.sample_rate / (2 * params.downsample)
+    if params.domain == "wave" and not 0 < params.cutoff_hz <= nyquist:
+        raise ValueError(f"--cutoff_hz={params.cutoff_hz:g} must be in (0, "
+                         f"{nyquist:g}] (the Nyquist frequency after "
+                         f"--downsample={params.downsample} of --sample_rate="
+                         f"{params.sample_rate}), or the decimated audio aliases")
     if params.domain == "wave" and params.train_crop > sample_length(params):
         raise ValueError(f"--train_crop={params.train_crop} is longer than an example "
                          f"({sample_length(params)} samples: --segment_samples / --downsample); "

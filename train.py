@@ -144,6 +144,7 @@ if __name__ == "__main__":
         app.run(main)
     except Exception as error:  # one line for the errors a user can fix
         from training.weights import WeightsError
-        if not isinstance(error, (ValueError, FileExistsError, WeightsError)):
+        if not isinstance(error, (ValueError, FileExistsError, FileNotFoundError,
+                                  NotADirectoryError, WeightsError)):
             raise
         sys.exit(f"error: {error}")

@@ -80,7 +80,12 @@ def read_audio(path, sample_rate: int = 22050) -> np.ndarray:
         raise AudioReadError(path, "non-finite samples")
     if rate != sample_rate:
         import librosa
-        mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate).astype(np.float32)
+        try:
+            mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate)
+        except Exception as error:  # e.g. a clip too short for the resampler's filter
+            raise AudioReadError(path, f"cannot resample {rate} -> {sample_rate} Hz "
+                                       f"({str(error).splitlines()[0]})") from None
+        mono = mono.astype(np.float32)
     return mono
 
 

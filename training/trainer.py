@@ -18,6 +18,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 import models
+import params as params_lib
 from data import midi_io
 from diffusion import process, schedules
 from training import pipeline, summaries
@@ -69,6 +70,10 @@ def ema_decay_at(step, decay):
 
 
 def check_resumable(saved: dict, current: dict, model_dir: str) -> None:
+    try:  # a run saved before a field existed has that field's default
+        saved = params_lib.Params.from_dict(saved).to_dict()
+    except (ValueError, TypeError):
+        pass  # unknown fields: compared as saved, so the run is refused below
     changed = sorted(k for k in set(saved) | set(current)
                      if k not in RESUMABLE_FIELDS and saved.get(k) != current.get(k))
     if changed:
