@@ -19,6 +19,7 @@ import time
 
 from absl import app, flags
 
+import data
 import params as params_lib
 
 params_lib.define_flags()
@@ -69,10 +70,7 @@ def configure_tensorflow():
 def main(argv):
     del argv
     params = params_lib.from_flags()
-    if params.domain == "wave":
-        from data import wave_dataset as dataset_lib
-    else:
-        from data import midi_dataset as dataset_lib
+    dataset_lib = data.dataset_module(params)
 
     prepared = dataset_lib.prepare(params, progress=FLAGS.progress)
     print(prepared.summary_text())

@@ -22,6 +22,7 @@ from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+import data  # noqa: E402
 import params as params_lib  # noqa: E402
 
 flags.DEFINE_list("presets", ["midi_cpu", "midi_paper", "wave_cpu"], "presets to measure")
@@ -63,14 +64,6 @@ def _stream(trainer):
                                     crop=trainer_lib.train_crop(trainer.params))
 
 
-def _dataset_lib(params):
-    if params.domain == "wave":
-        from data import wave_dataset
-        return wave_dataset
-    from data import midi_dataset
-    return midi_dataset
-
-
 def input_examples_per_second(tf, trainer, batches=200):
     stream = _stream(trainer)
     iterator = iter(stream)
@@ -91,7 +84,8 @@ def measure(tf, preset, jit_compile, prepared, matmul_rate, tmp_dir):
                                   os.path.join(tmp_dir, f"{preset}_{jit_compile}"),
                                   jit_compile=jit_compile,
                                   groups=sampling.categorical_groups(params, prepared.encoding))
-    trainer.attach(_dataset_lib(params).load_split(prepared, "train"), prepared.encoding)
+    trainer.attach(data.dataset_module(params).load_split(prepared, "train"),
+                   prepared.encoding)
     trainer.restore_or_start()
     started = time.perf_counter()
     trainer.train_step(trainer.iterator)[0].numpy()  # trace (and XLA compile)
@@ -128,7 +122,7 @@ def main(argv):
     with tempfile.TemporaryDirectory() as tmp_dir:
         for preset in FLAGS.presets:
             params = params_lib.get_preset(preset)
-            prepared = _dataset_lib(params).prepare(params, progress=False)
+            prepared = data.dataset_module(params).prepare(params, progress=False)
             for jit_compile in (False, True):
                 rows.append(measure(tf, preset, jit_compile, prepared, matmul_rate, tmp_dir))
     print(f"float32 matmul: {matmul_rate / 1e9:.0f} GFLOP/s on {os.cpu_count()} cores")

@@ -12,12 +12,12 @@ Differences from the published network, each fixing a defect:
 import keras
 from keras import ops
 
-from models.layers import (CausalConvBlock, CausalDownsample, CausalUpsample,
+from models.layers import (CausalConvBlock, CausalDownsample, CausalUpsample, Denoiser,
                            PositionEmbedding, SelfAttentionBlock, TimeEmbedding)
 
 
 @keras.saving.register_keras_serializable(package="music_diffusion")
-class CausalUNet(keras.Model):
+class CausalUNet(Denoiser):
     """Causal 1-D U-Net over a sequence of notes, conditioned on diffusion time.
 
     Layout: causal input conv (+ learned projection of a sinusoidal note-index
@@ -175,10 +175,6 @@ class CausalUNet(keras.Model):
         h = ops.concatenate([h, ops.cast(input_features, h.dtype)], axis=-1)
         h = self.output_block(h, time_embedding, training=training)
         return ops.cast(self.output_projection(h), "float32")
-
-    def compute_output_shape(self, input_shape):
-        x_shape = input_shape[0]
-        return tuple(x_shape[:-1]) + (self.features,)
 
     def get_config(self):
         config = super().get_config()

@@ -10,11 +10,11 @@ import math
 import keras
 from keras import ops
 
-from models.layers import TimeEmbedding
+from models.layers import Denoiser, TimeEmbedding
 
 
 @keras.saving.register_keras_serializable(package="music_diffusion")
-class DiffWave(keras.Model):
+class DiffWave(Denoiser):
     """Dilated residual network with gated activations and a skip sum.
 
     Layer i: h + time projection -> dilated conv (2C, kernel 3, dilation
@@ -86,10 +86,6 @@ class DiffWave(keras.Model):
             skips = skips + skip
         h = self.skip_conv(skips / math.sqrt(self.residual_layers))
         return ops.cast(self.final_conv(h), "float32")
-
-    def compute_output_shape(self, input_shape):
-        x_shape = input_shape[0]
-        return tuple(x_shape[:-1]) + (self.features,)
 
     def get_config(self):
         config = super().get_config()

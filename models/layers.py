@@ -537,3 +537,12 @@ class FiLMTransformerBlock(keras.layers.Layer):
         config.update({"num_heads": self.num_heads, "mlp_dim": self.mlp_dim,
                        "dropout": self.dropout, "causal": self.causal})
         return config
+
+
+class Denoiser(keras.Model):
+    """Base of the denoisers: called as `[x_t, t]`, they return `features`
+    channels at x_t's positions (subclasses set `self.features`)."""
+
+    def compute_output_shape(self, input_shape):
+        x_shape = input_shape[0]
+        return tuple(x_shape[:-1]) + (self.features,)

@@ -3,11 +3,11 @@
 import keras
 from keras import ops
 
-from models.layers import FiLM, FiLMTransformerBlock, TimeEmbedding, sinusoidal_embedding
+from models.layers import Denoiser, FiLM, FiLMTransformerBlock, TimeEmbedding, sinusoidal_embedding
 
 
 @keras.saving.register_keras_serializable(package="music_diffusion")
-class TransformerDenoiser(keras.Model):
+class TransformerDenoiser(Denoiser):
     """Pre-LN Transformer over notes; every LayerNorm is followed by FiLM.
 
     Layout: Dense input projection to model_dim + fixed sinusoidal note-index
@@ -84,10 +84,6 @@ class TransformerDenoiser(keras.Model):
             h = block(h, time_embedding, training=training)
         h = self.output_film(self.output_norm(h), time_embedding)
         return ops.cast(self.output_projection(h), "float32")
-
-    def compute_output_shape(self, input_shape):
-        x_shape = input_shape[0]
-        return tuple(x_shape[:-1]) + (self.features,)
 
     def get_config(self):
         config = super().get_config()

@@ -12,12 +12,12 @@ import math
 import keras
 from keras import ops
 
-from models.layers import SelfAttentionBlock, TimeEmbedding
+from models.layers import Denoiser, SelfAttentionBlock, TimeEmbedding
 from models.wave_layers import WaveResBlock, _groups
 
 
 @keras.saving.register_keras_serializable(package="music_diffusion")
-class WaveUNet(keras.Model):
+class WaveUNet(Denoiser):
     """Waveform denoiser with strided down/up-sampling residual stages.
 
     Layout: input conv at full rate -> `res_blocks` WaveResBlocks (skip) ->
@@ -169,10 +169,6 @@ class WaveUNet(keras.Model):
         h = ops.silu(self.output_norm(h))
         out = ops.cast(self.output_conv(h), "float32")
         return out[:, :length, :]
-
-    def compute_output_shape(self, input_shape):
-        x_shape = input_shape[0]
-        return tuple(x_shape[:-1]) + (self.features,)
 
     def get_config(self):
         config = super().get_config()
