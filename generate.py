@@ -22,8 +22,12 @@ flags.DEFINE_integer("n", 8, "number of pieces")
 flags.DEFINE_enum("domain", None, ["midi", "wave"], "what to generate (default: the "
                   "domain of --weights, else midi)")
 flags.DEFINE_string("weights", None, "weights folder (default weights/<domain>)")
-flags.DEFINE_enum("sampler", None, ["ddpm", "ddim", "dpmpp"],
+# diffusion.samplers.SAMPLERS (spelled out: importing it loads TensorFlow)
+SAMPLER_NAMES = ["ddpm", "ddim", "dpmpp", "dpmpp_sde"]
+flags.DEFINE_enum("sampler", None, SAMPLER_NAMES,
                   "sampler (default: the one the weights were trained for)")
+flags.DEFINE_enum("spacing", None, ["uniform", "logsnr"], "step grid: even in t or in "
+                  "log-SNR (default: the weights' sample_spacing, else the sampler's own)")
 flags.DEFINE_integer("steps", None, "denoiser evaluations (default: the weights' "
                      "sample_steps; all T steps for ddpm)")
 flags.DEFINE_float("temperature", None, "categorical models: divide the logits by this "
@@ -102,6 +106,8 @@ def main(argv):
                          f"--domain={loaded.params.domain} or other --weights")
     if FLAGS.temperature is not None:
         loaded.params = loaded.params.replace(sample_temperature=FLAGS.temperature)
+    if FLAGS.spacing is not None:
+        loaded.params = loaded.params.replace(sample_spacing=FLAGS.spacing)
     sampler_name = FLAGS.sampler or loaded.params.sampler
     steps = FLAGS.steps or sampling.default_steps(loaded.params, sampler_name)
     started = time.time()

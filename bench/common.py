@@ -14,7 +14,7 @@ COLUMNS = [("diatonic_fit", "diatonic"), ("js_interval", "JS int"),
            ("js_pitch_class", "JS pc"), ("chord_fraction", "chords"),
            ("on_grid", "on grid"), ("js_duration", "JS dur"),
            ("pitch_consistency", "P-cons"), ("duration_consistency", "D-cons"),
-           ("longest_copy", "copy")]
+           ("js_range", "JS range"), ("js_density", "JS dens"), ("longest_copy", "copy")]
 
 
 def run(command):

@@ -25,8 +25,8 @@ from data import progress as progress_lib
 
 # Bump when the pipeline's output changes for the same inputs.
 FORMAT_VERSION = 1
-DATA_FIELDS = ("dataset", "data_dir", "seq_len", "hop", "programs", "max_beats",
-               "transpose", "encoding", "test_fraction")
+DATA_FIELDS = ("dataset", "data_dir", "seq_len", "hop", "train_hop", "programs",
+               "max_beats", "transpose", "encoding", "test_fraction")
 SPLITS = (corpora.TRAIN, corpora.TEST)
 # Segments are encoded and handed to TensorFlow this many at a time, so memory
 # stays bounded by the raw segments, not by their transposed copies.
@@ -51,6 +51,8 @@ class PreparedData(cache.Prepared):
 def data_parameters(params) -> dict:
     values = {field: getattr(params, field) for field in DATA_FIELDS}
     values["programs"] = ",".join(midi_io.normalize_programs(params.programs))
+    if not values["train_hop"]:
+        del values["train_hop"]  # caches built before the field existed keep their key
     return values
 
 
@@ -80,6 +82,14 @@ def segments_of(piece: np.ndarray, seq_len: int, hop: int) -> List[np.ndarray]:
         window[0, notes_lib.DELTA] = 0.0
         windows.append(window)
     return windows
+
+
+def split_hop(params, split: str) -> int:
+    """Window hop for `split`: `train_hop` (when set) multiplies the training
+    windows; the held-out split keeps `hop`, so its scores stay comparable."""
+    if split == corpora.TRAIN and params.train_hop > 0:
+        return params.train_hop
+    return params.hop
 
 
 def transpositions(segment: np.ndarray, max_shift: int) -> List[int]:
@@ -128,7 +138,7 @@ def _read_segments(params, corpus, progress) -> Tuple[Dict[str, List[np.ndarray]
         counts["read"] += 1
         counts["pieces"][piece.split] += 1
         counts["notes"][piece.split] += len(notes)
-        windows = segments_of(notes, params.seq_len, params.hop)
+        windows = segments_of(notes, params.seq_len, split_hop(params, piece.split))
         if not windows:
             counts["too_short"] += 1
         segments[piece.split].extend(windows)
@@ -197,13 +207,18 @@ def _build(params, corpus, cache_path, progress) -> PreparedData:
     return prepared
 
 
+def _train_hop_text(data_params: dict) -> str:
+    train_hop = data_params.get("train_hop", 0)  # caches built before train_hop lack it
+    return f" (train {train_hop})" if train_hop else ""
+
+
 def format_summary(summary: dict, max_skipped_lines: int = 20) -> str:
     p = summary["data_parameters"]
     train, test = corpora.TRAIN, corpora.TEST
     lines = [
         f"MIDI data {summary['dataset']!r}: programs={p['programs']} seq_len={p['seq_len']} "
-        f"hop={p['hop']} max_beats={p['max_beats']:g} transpose=+-{p['transpose']} "
-        f"encoding={summary['encoding']} test_fraction={p['test_fraction']:g}",
+        f"hop={p['hop']}{_train_hop_text(p)} max_beats={p['max_beats']:g} "
+        f"transpose=+-{p['transpose']} encoding={summary['encoding']} test_fraction={p['test_fraction']:g}",
     ] + cache.source_lines(summary, max_skipped_lines)
     lines += [
         f"pieces: {summary['pieces'][train]} train, {summary['pieces'][test]} test; "

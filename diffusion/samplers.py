@@ -277,25 +277,58 @@ def _dpmpp_2m_update(denoiser, step, x, previous_x0, grid, seed):
     return x, pred_x0, pred_x0
 
 
-def sample_dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
-                    t_start=None, known=None, known_mask=None, spacing="logsnr"):
-    """DPM-Solver++(2M), multistep second order in x_0 (Lu et al. 2022, Alg. 2)."""
+def _dpmpp_2m_sde_update(denoiser, step, x, previous_x0, grid, seed):
+    # 1.-3. the multistep update with the SDE's coefficients
+    x, previous_x0, pred_x0 = _dpmpp_2m_update(denoiser, step, x, previous_x0, grid, seed)
+    # 4. fresh noise (zero at the clean end point)
+    x += grid["noise_std"] * _step_noise(seed, step, tf.shape(x), 2)
+    return x, previous_x0, pred_x0
+
+
+def _dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback, t_start, known,
+              known_mask, spacing, eta):
     grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
     log_snrs = grid.log_snrs_np
     step_sizes = log_snrs[1:] - log_snrs[:-1]  # h_i = lambda_{i+1} - lambda_i (inf at the end)
-    # x_{i+1} = (sigma_{i+1} / sigma_i) x_i - alpha_{i+1} (exp(-h_i) - 1) D_i
+    # x_{i+1} = (sigma_{i+1} / sigma_i) exp(-eta h_i) x_i
+    #           - alpha_{i+1} (exp(-(1 + eta) h_i) - 1) D_i
+    #           + sigma_{i+1} sqrt(1 - exp(-2 eta h_i)) z
+    # (eta = 0: the ODE solver, Lu et al. 2022 Alg. 2; eta = 1: its SDE form, whose
+    # first-order step is exactly the DDPM posterior step)
     with np.errstate(over="ignore", invalid="ignore"):
-        ratio_x = grid.noise_rates_np[1:] / grid.noise_rates_np[:-1]
-        coef_d = -grid.signal_rates_np[1:] * np.expm1(-step_sizes)
+        ratio_x = grid.noise_rates_np[1:] / grid.noise_rates_np[:-1] * np.exp(-eta * step_sizes)
+        coef_d = -grid.signal_rates_np[1:] * np.expm1(-(1.0 + eta) * step_sizes)
+        noise_std = grid.noise_rates_np[1:] * np.sqrt(-np.expm1(-2.0 * eta * step_sizes))
         # D_i = (1 + 1/(2 r_i)) x0_i - 1/(2 r_i) x0_{i-1}, r_i = h_{i-1} / h_i; the
         # first step and the final step to sigma = 0 stay first order.
         half_inverse_r = np.zeros(grid.num_steps)
         half_inverse_r[1:] = step_sizes[1:] / (2.0 * step_sizes[:-1])
     half_inverse_r[~np.isfinite(step_sizes)] = 0.0
+    ratio_x[~np.isfinite(step_sizes)] = 0.0  # sigma_{i+1} = 0 at the clean end point
+    noise_std[~np.isfinite(noise_std)] = 0.0
     grid.add(ratio_x=ratio_x, coef_d=coef_d, half_inverse_r=half_inverse_r)
+    update = _dpmpp_2m_update
+    if eta > 0:
+        grid.add(noise_std=noise_std)
+        update = _dpmpp_2m_sde_update
     x_init = tf.convert_to_tensor(x_init, tf.float32)
-    return _run(denoiser, _dpmpp_2m_update, tf.zeros_like(x_init), x_init, grid, seed,
+    return _run(denoiser, update, tf.zeros_like(x_init), x_init, grid, seed,
                 callback, known, known_mask)
+
+
+def sample_dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
+                    t_start=None, known=None, known_mask=None, spacing="logsnr"):
+    """DPM-Solver++(2M), multistep second order in x_0 (Lu et al. 2022, Alg. 2)."""
+    return _dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback, t_start,
+                     known, known_mask, spacing, eta=0.0)
+
+
+def sample_dpmpp_2m_sde(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
+                        t_start=None, known=None, known_mask=None, spacing="logsnr",
+                        eta=1.0):
+    """DPM-Solver++(2M) SDE, the stochastic multistep solver (Lu et al. 2022, sec. 5)."""
+    return _dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback, t_start,
+                     known, known_mask, spacing, eta=eta)
 
 
 def _inversion_update(denoiser, step, x, carry, grid, seed):
@@ -328,6 +361,7 @@ SAMPLERS = {
     "ddpm": sample_ddpm,
     "ddim": sample_ddim,
     "dpmpp": sample_dpmpp_2m,
+    "dpmpp_sde": sample_dpmpp_2m_sde,
 }
 
 

@@ -7,7 +7,9 @@ deterministic solvers' discretisation error can be read off without sampling
 noise, and the stochastic one checked against the exact Markov-chain variance.
 """
 
+import ast
 import math
+import os
 
 import numpy as np
 import pytest
@@ -217,6 +219,39 @@ def test_deterministic_samplers_at_their_usual_counts(linear, sampler, num_steps
     assert ode_gain_error(sampler, linear, num_steps) < tolerance
 
 
+@pytest.mark.parametrize("num_steps,tolerance", [(20, 0.05), (100, 0.02)])
+def test_dpmpp_sde_matches_the_data_distribution(linear, num_steps, tolerance):
+    x_init = tf.random.stateless_normal([NUM_SAMPLES, 1], [15, 16])
+    out = samplers.sample_dpmpp_2m_sde(analytic_denoiser(linear), x_init, linear,
+                                       num_steps, seed=9).numpy()
+    assert abs(out.mean() - MU) < 4 * S / math.sqrt(NUM_SAMPLES)
+    assert abs(out.std() / S - 1) < tolerance
+
+
+@pytest.mark.parametrize("fill", [0.0, 1.0])
+def test_dpmpp_sde_first_order_step_is_the_ddpm_posterior(linear, monkeypatch, fill):
+    # With x_0 estimates that never change, the second-order term vanishes and
+    # both samplers take DDPM posterior steps on one grid: equal means (fill 0,
+    # no noise) and equal noise scales (fill 1: every draw is 1 in both).
+    monkeypatch.setattr(samplers, "_step_noise", lambda seed, step, shape, stream:
+                        tf.fill(shape, fill))
+
+    def constant_x0(x_t, t):
+        signal_rates, noise_rates = linear.rates(t)
+        return (x_t - tf.reshape(signal_rates, [-1, 1]) * 0.7) / tf.reshape(noise_rates, [-1, 1])
+
+    x_init = tf.constant([[-1.5], [0.0], [2.0]])
+    trajectories = {}
+    for name, sampler in (("ddpm", samplers.sample_ddpm),
+                          ("sde", samplers.sample_dpmpp_2m_sde)):
+        seen = []
+        sampler(constant_x0, x_init, linear, 12, 0, spacing="logsnr",
+                callback=lambda step, x, pred_x0: seen.append(x.numpy()))
+        trajectories[name] = np.stack(seen)
+    np.testing.assert_allclose(trajectories["sde"], trajectories["ddpm"], rtol=1e-4, atol=1e-5)
+    assert np.abs(trajectories["sde"][3] - 0.7).max() > 0.05  # not collapsed early
+
+
 def test_ddim_is_first_order(linear):
     errors = [ode_gain_error(samplers.sample_ddim, linear, n) for n in (10, 20, 40, 80)]
     ratios = np.array(errors[:-1]) / np.array(errors[1:])
@@ -273,6 +308,18 @@ def test_one_trace_serves_every_run(linear):
     samplers.ddim_invert(denoiser, x_init, linear, 10)
     samplers.ddim_invert(denoiser, x_init, linear, 6, t_start=600.0)
     assert len(traces) == len(samplers.SAMPLERS) + 1
+
+
+def test_generate_offers_every_sampler():
+    # generate.py spells the names out (it must not import TensorFlow for --help).
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                        "generate.py")
+    with open(path, encoding="utf-8") as handle:
+        tree = ast.parse(handle.read())
+    names = next(ast.literal_eval(node.value) for node in tree.body
+                 if isinstance(node, ast.Assign)
+                 and getattr(node.targets[0], "id", None) == "SAMPLER_NAMES")
+    assert names == list(samplers.SAMPLERS)
 
 
 def test_grid_runs_from_t_start_to_clean(linear):

@@ -314,6 +314,28 @@ def test_cache_is_reused_and_rebuilt_when_sources_or_parameters_change(mixed_fol
     assert leftovers == []
 
 
+def test_train_hop_overlaps_train_windows_and_leaves_the_test_split_alone(mixed_folder,
+                                                                         tmp_path):
+    params = _params(mixed_folder, tmp_path, transpose=0, hop=16)
+    plain = midi_dataset.prepare(params, progress=False)
+    dense = midi_dataset.prepare(params.replace(train_hop=4), progress=False)
+    assert dense.cache_path != plain.cache_path
+    # 50-note train pieces: starts 0..34 every 4 -> 9 windows each (hop 16: 3);
+    # the 40-note test piece keeps hop 16 -> 2 windows either way.
+    assert plain.summary["segments"] == {"train": 6, "test": 2}
+    assert dense.summary["segments"] == {"train": 18, "test": 2}
+    for split in ("train", "test"):
+        assert dense.summary["examples"][split] == dense.summary["segments"][split]
+    test_windows = [[e["notes"].numpy() for e in midi_dataset.load_split(p, "test")]
+                    for p in (plain, dense)]
+    np.testing.assert_array_equal(np.stack(test_windows[0]), np.stack(test_windows[1]))
+    assert "hop=16 (train 4)" in dense.summary_text()
+    assert "hop=16 max_beats" in plain.summary_text()
+    # train_hop=0 leaves the key (and so every cache built before the field) alone;
+    # the summary text reads such caches (the line above).
+    assert "train_hop" not in midi_dataset.data_parameters(params)
+
+
 def test_a_failed_build_leaves_no_cache_behind(mixed_folder, tmp_path, monkeypatch):
     params = _params(mixed_folder, tmp_path)
 

@@ -48,6 +48,9 @@ def test_home_folder_is_expanded():
     # 22050 / 4 = 5512.5 Hz: the default 3675 Hz cut-off is above its Nyquist
     (["--domain=wave", "--downsample=4"], r"--cutoff_hz=3675 must be in \(0, 2756.25\]"),
     (["--domain=wave", "--cutoff_hz=0"], "must be in"),
+    (["--train_hop=-4"], "--train_hop=-4 >= 0"),
+    (["--hop=0"], "--hop=0 must be >= 1"),
+    (["--sample_spacing=karras"], "--sample_spacing='karras': choose one of"),
 ])
 def test_inconsistent_flags_are_refused(args, message):
     with pytest.raises(ValueError, match=message):

@@ -158,6 +158,23 @@ def test_self_conditioned_model_trains_and_samples(tmp_path):
     assert features.shape == (2, 16, FEATURES) and np.all(np.isfinite(features))
 
 
+def test_sampling_follows_the_params_step_spacing(tmp_path):
+    from training import sampling
+
+    trainer = make_trainer(tmp_path, train_steps=1)
+    trainer.fit(progress=False)
+
+    def sample(spacing, sampler_name="dpmpp"):
+        params = trainer.params.replace(sample_spacing=spacing)
+        return sampling.sample_features(trainer.ema_model, params, seed_log_encoding(), 2,
+                                        sampler_name, 4, seed=0)
+
+    own = sample("")
+    np.testing.assert_array_equal(own, sample("logsnr"))  # DPM-Solver++'s own grid
+    assert np.abs(sample("uniform") - own).max() > 1e-4
+    np.testing.assert_array_equal(sample("", "ddpm"), sample("uniform", "ddpm"))
+
+
 def test_export_and_load_round_trip(tmp_path):
     trainer = make_trainer(tmp_path / "run", train_steps=1)
     trainer.fit(progress=False)

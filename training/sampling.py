@@ -41,6 +41,7 @@ def sample_features(model, params, encoding, n, sampler_name, steps, seed, callb
     denoiser, schedule = make_denoiser(model, params, shape,
                                        categorical_groups(params, encoding))
     x_init = tf.random.stateless_normal(shape, [seed, 0])
+    spacing = {"spacing": params.sample_spacing} if params.sample_spacing else {}
     x_0 = samplers.get_sampler(sampler_name)(
-        denoiser, x_init, schedule, steps, seed, callback=callback)
+        denoiser, x_init, schedule, steps, seed, callback=callback, **spacing)
     return x_0.numpy()
