@@ -111,10 +111,15 @@ def load_reference_pieces(params, split: str, skipped: Optional[list] = None,
     return pieces
 
 
+def reference_segments(pieces, seq_len: int) -> List[np.ndarray]:
+    """Segments of seq_len notes of every piece (hop = seq_len, no transposition)."""
+    return [segment for piece in pieces
+            for segment in midi_metrics.cut_segments(piece, seq_len, seq_len)]
+
+
 def load_reference_segments(params, split: str) -> List[np.ndarray]:
-    """Segments of params.seq_len notes (hop = seq_len, no transposition)."""
-    return [segment for piece in load_reference_pieces(params, split)
-            for segment in midi_metrics.cut_segments(piece, params.seq_len, params.seq_len)]
+    """Segments of params.seq_len notes of one split's pieces."""
+    return reference_segments(load_reference_pieces(params, split), params.seq_len)
 
 
 def load_reference(params) -> ReferenceSets:
@@ -122,12 +127,9 @@ def load_reference(params) -> ReferenceSets:
     corpus = corpora.list_pieces(params)
     test_pieces = load_reference_pieces(params, corpora.TEST, skipped, corpus)
     train_pieces = load_reference_pieces(params, corpora.TRAIN, skipped, corpus)
-
-    def cut(pieces):
-        return [s for p in pieces
-                for s in midi_metrics.cut_segments(p, params.seq_len, params.seq_len)]
-
-    return ReferenceSets(cut(test_pieces), cut(train_pieces), train_pieces, skipped)
+    return ReferenceSets(reference_segments(test_pieces, params.seq_len),
+                         reference_segments(train_pieces, params.seq_len), train_pieces,
+                         skipped)
 
 
 def load_generated(folder: str, max_beats: float):
@@ -152,7 +154,7 @@ def load_generated(folder: str, max_beats: float):
     return pieces, kept, skipped
 
 
-def _subset_indices(count: int, limit: int, seed) -> List[int]:
+def subset_indices(count: int, limit: int, seed) -> List[int]:
     """Sorted indices of a seeded random subset of `limit` out of `count` items
     (all of them when limit <= 0 or count <= limit)."""
     if limit <= 0 or count <= limit:
@@ -162,7 +164,7 @@ def _subset_indices(count: int, limit: int, seed) -> List[int]:
 
 def _subset(items: Sequence, limit: int, seed) -> list:
     """A seeded random subset of `limit` items (all of them when limit <= 0), in order."""
-    return [items[i] for i in _subset_indices(len(items), limit, seed)]
+    return [items[i] for i in subset_indices(len(items), limit, seed)]
 
 
 def build_rows(generated: List[np.ndarray], reference: ReferenceSets, params,
@@ -513,7 +515,7 @@ def load_wave_reference(params, max_reference: int = 0):
     prepared = wave_dataset.prepare(params, progress=True)
 
     def clips(split, tag):
-        keep = set(_subset_indices(prepared.num_examples(split), max_reference,
+        keep = set(subset_indices(prepared.num_examples(split), max_reference,
                                    [params.seed, tag]))
         dataset = wave_dataset.load_split(prepared, split, scaled=False)
         return [example["audio"].reshape(-1)

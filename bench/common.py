@@ -44,6 +44,13 @@ def data_flags(weights):
                                      for field in DATA_FIELDS[domain]]
 
 
+def generate(python, weights, samples, sampler, steps, n, extra=()):
+    """generate.py: n samples of `weights` into `samples` (replacing its files)."""
+    run([python, "generate.py", samples, f"--weights={weights}", f"--n={n}",
+         f"--sampler={sampler}", f"--steps={steps}", "--png=false", "--overwrite",
+         "--progress=false", *extra])
+
+
 def generate_and_evaluate(python, weights, samples, sampler, steps, n, reuse=False,
                           evaluate_flags=()):
     """generate.py then evaluate.py (on the weights' own data); returns its rows.
@@ -56,9 +63,7 @@ def generate_and_evaluate(python, weights, samples, sampler, steps, n, reuse=Fal
         with open(os.path.join(ROOT, evaluation), encoding="utf-8") as handle:
             return json.load(handle)["rows"]
     extra = [] if domain == "wave" else ["--wav=false"]
-    run([python, "generate.py", samples, f"--domain={domain}", f"--weights={weights}",
-         f"--n={n}", f"--sampler={sampler}", f"--steps={steps}", "--png=false",
-         "--overwrite", "--progress=false", *extra])
+    generate(python, weights, samples, sampler, steps, n, [f"--domain={domain}", *extra])
     run([python, "evaluate.py", f"--generated={samples}", f"--json={evaluation}",
          *data_flags(weights), *evaluate_flags])
     with open(evaluation, encoding="utf-8") as handle:

@@ -3,11 +3,12 @@
   python bench/tune_on_train.py --weights weights/midi \
       --runs dpmpp:20,dpmpp_sde:20:spacing=uniform,dpmpp:20:temperature=0.8
 
-Each sampler:steps[:flag=value...] run (extra generate.py flags) generates n pieces with generate.py and scores
-them with evaluate.py's metrics against the training segments, less n of them that
-score as the floor row (the held-out split is what bench/evaluate_weights.py
-reports, so choosing a sampler or temperature on it would tune on the test set). Prints a markdown table and writes
-bench/results/tune_<name>.json.
+Each sampler:steps[:flag=value...] run (extra generate.py flags) generates n
+pieces with generate.py and scores them with evaluate.py's metrics against the
+training segments, less n of them that score as the floor row (the held-out
+split is what bench/evaluate_weights.py reports, so choosing a sampler or
+temperature on it would tune on the test set). Prints a markdown table and
+writes bench/results/tune_<name>.json.
 """
 
 import json
@@ -31,6 +32,7 @@ flags.DEFINE_integer("seed", 0, "generate.py --seed for every run")
 flags.DEFINE_string("out_dir", os.path.join("runs", "tune_on_train"), "samples")
 FLAGS = flags.FLAGS
 
+
 def main(argv):
     del argv
     import evaluate
@@ -44,10 +46,9 @@ def main(argv):
     if params.domain != "midi":
         raise app.UsageError(f"{FLAGS.weights}: MIDI weights only (domain {params.domain!r})")
     train_pieces = evaluate.load_reference_pieces(params, corpora.TRAIN)
-    segments = [s for piece in train_pieces
-                for s in midi_metrics.cut_segments(piece, params.seq_len, params.seq_len)]
+    segments = evaluate.reference_segments(train_pieces, params.seq_len)
     # n real segments kept out of the reference give the sampling-noise floor.
-    floor_indices = set(evaluate._subset_indices(len(segments), FLAGS.n, [FLAGS.seed, 5]))
+    floor_indices = set(evaluate.subset_indices(len(segments), FLAGS.n, [FLAGS.seed, 5]))
     floor_pieces = [s for i, s in enumerate(segments) if i in floor_indices]
     reference = midi_metrics.summarize_set(
         [s for i, s in enumerate(segments) if i not in floor_indices])
@@ -59,11 +60,9 @@ def main(argv):
         sampler, steps, *settings = spec.split(":")
         samples = os.path.join(FLAGS.out_dir, name, spec.replace(":", "_").replace("=", "-"))
         shutil.rmtree(samples, ignore_errors=True)  # score this run's pieces only
-        extra = [f"--{setting}" for setting in settings]
-        common.run([sys.executable, "generate.py", samples, f"--weights={FLAGS.weights}",
-                    f"--n={FLAGS.n}", f"--sampler={sampler}", f"--steps={steps}",
-                    f"--seed={FLAGS.seed}", "--wav=false", "--png=false",
-                    "--progress=false", *extra])
+        common.generate(sys.executable, FLAGS.weights, samples, sampler, steps, FLAGS.n,
+                        [f"--seed={FLAGS.seed}", "--wav=false",
+                         *(f"--{setting}" for setting in settings)])
         pieces, _, skipped = evaluate.load_generated(samples, params.max_beats)
         row = midi_metrics.evaluate_set(pieces, reference, index)
         results.append({"run": spec, "n": len(pieces), "skipped": len(skipped), "row": row})

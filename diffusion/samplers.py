@@ -298,18 +298,16 @@ def _dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback, t_start, kn
     with np.errstate(over="ignore", invalid="ignore"):
         ratio_x = grid.noise_rates_np[1:] / grid.noise_rates_np[:-1] * np.exp(-eta * step_sizes)
         coef_d = -grid.signal_rates_np[1:] * np.expm1(-(1.0 + eta) * step_sizes)
-        noise_std = grid.noise_rates_np[1:] * np.sqrt(-np.expm1(-2.0 * eta * step_sizes))
         # D_i = (1 + 1/(2 r_i)) x0_i - 1/(2 r_i) x0_{i-1}, r_i = h_{i-1} / h_i; the
         # first step and the final step to sigma = 0 stay first order.
         half_inverse_r = np.zeros(grid.num_steps)
         half_inverse_r[1:] = step_sizes[1:] / (2.0 * step_sizes[:-1])
     half_inverse_r[~np.isfinite(step_sizes)] = 0.0
     ratio_x[~np.isfinite(step_sizes)] = 0.0  # sigma_{i+1} = 0 at the clean end point
-    noise_std[~np.isfinite(noise_std)] = 0.0
     grid.add(ratio_x=ratio_x, coef_d=coef_d, half_inverse_r=half_inverse_r)
     update = _dpmpp_2m_update
-    if eta > 0:
-        grid.add(noise_std=noise_std)
+    if eta > 0:  # (finite at the end point too: sigma_{i+1} = 0 times 1)
+        grid.add(noise_std=grid.noise_rates_np[1:] * np.sqrt(-np.expm1(-2.0 * eta * step_sizes)))
         update = _dpmpp_2m_sde_update
     x_init = tf.convert_to_tensor(x_init, tf.float32)
     return _run(denoiser, update, tf.zeros_like(x_init), x_init, grid, seed,
