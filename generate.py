@@ -26,8 +26,9 @@ flags.DEFINE_string("weights", None, "weights folder (default weights/<domain>)"
 SAMPLER_NAMES = ["ddpm", "ddim", "dpmpp", "dpmpp_sde"]
 flags.DEFINE_enum("sampler", None, SAMPLER_NAMES,
                   "sampler (default: the one the weights were trained for)")
-flags.DEFINE_enum("spacing", None, ["uniform", "logsnr"], "step grid: even in t or in "
-                  "log-SNR (default: the weights' sample_spacing, else the sampler's own)")
+flags.DEFINE_enum("spacing", None, ["uniform", "logsnr", "warp"], "step grid: even in t, "
+                  "in log-SNR, or in the time warp learned with --time_warping (default: "
+                  "the weights' sample_spacing, else the sampler's own)")
 flags.DEFINE_integer("steps", None, "denoiser evaluations (default: the weights' "
                      "sample_steps; all T steps for ddpm)")
 flags.DEFINE_float("temperature", None, "categorical models: divide the logits by this "
@@ -83,7 +84,8 @@ def sample_pieces(loaded, n, sampler_name, steps, seed, progress=True):
                dynamic_ncols=True)
     features = sampling.sample_features(
         loaded.model, loaded.params, loaded.encoding, n, sampler_name, steps, seed,
-        callback=lambda *_: bar.update(1))
+        callback=lambda *_: bar.update(1),
+        time_warp=loaded.metadata.get("time_warp", {}).get("probabilities"))
     bar.close()
     return [loaded.encoding.decode(piece) for piece in features]
 

@@ -126,7 +126,7 @@ def main(argv):
         metadata = {
             "step": result.step, "train_minutes_this_run": (time.time() - started) / 60,
             "eval_losses": result.eval_losses, "parameters": trainer.model.count_params(),
-            "initialised_from": FLAGS.init_from,
+            "initialised_from": FLAGS.init_from, "time_warp": trainer.time_warp_curve(),
             "data": {k: prepared.summary.get(k) for k in
                      ("files_read", "examples", "notes", "hours", "cache_path")
                      if k in prepared.summary},

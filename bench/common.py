@@ -12,6 +12,7 @@ WAVE_COLUMNS = [("clips", "clips"), ("fd", "FD"), ("fd_clip", "FD-clip"), ("kid"
                 ("rms", "rms")]
 COLUMNS = [("diatonic_fit", "diatonic"), ("js_interval", "JS int"),
            ("js_pitch_class", "JS pc"), ("chord_fraction", "chords"),
+           ("chord_seconds", "2nds in chords"),
            ("on_grid", "on grid"), ("js_duration", "JS dur"),
            ("pitch_consistency", "P-cons"), ("duration_consistency", "D-cons"),
            ("js_range", "JS range"), ("js_density", "JS dens"), ("longest_copy", "copy")]

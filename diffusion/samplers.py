@@ -27,7 +27,7 @@ for their accuracy (Lu et al. 2022).
 import numpy as np
 import tensorflow as tf
 
-from diffusion import process
+from diffusion import process, time_warp
 
 SPACINGS = ("uniform", "logsnr")
 
@@ -95,13 +95,25 @@ def noised_start(schedule, x_0, t_start, seed):
 
 
 def timestep_grid(schedule, num_steps, spacing="logsnr", t_start=None):
-    """num_steps timesteps from t_start to 0, then -1 (clean), float64 numpy."""
+    """num_steps timesteps from t_start to 0, then -1 (clean), float64 numpy.
+
+    spacing: "uniform" (even in t), "logsnr", or a learned time warp's slice
+    probabilities (diffusion/time_warp.py): even in its CDF.
+    """
     if num_steps < 1:
         raise ValueError(f"num_steps must be at least 1, got {num_steps}")
-    if spacing not in SPACINGS:
-        raise ValueError(f"unknown spacing {spacing!r}; choose {' or '.join(SPACINGS)}")
+    warp = None if isinstance(spacing, str) else np.asarray(spacing, np.float64)
+    if (warp is None and spacing not in SPACINGS) or (warp is not None and not (
+            warp.ndim == 1 and len(warp) and np.all(warp >= 0)
+            and abs(warp.sum() - 1.0) < 1e-3)):
+        raise ValueError(f"unknown spacing {spacing!r}; choose {' or '.join(SPACINGS)}, "
+                         "or pass a time warp's slice probabilities (summing to 1)")
     t_start = schedule.num_timesteps - 1 if t_start is None else float(t_start)
-    if spacing == "uniform" or num_steps == 1:
+    if num_steps == 1:
+        grid = np.array([t_start])
+    elif warp is not None:
+        grid = time_warp.sampling_grid(schedule.num_timesteps, warp, num_steps, t_start)
+    elif spacing == "uniform":
         grid = np.linspace(t_start, 0.0, num_steps)
     else:
         log_snrs = np.linspace(schedule.log_snr_np(t_start), schedule.log_snr_np(0.0), num_steps)

@@ -243,6 +243,24 @@ def chord_fraction(pieces: Pieces) -> float:
     return chord / total if total else float("nan")
 
 
+def chord_second_share(pieces: Pieces) -> float:
+    """Share of chord steps (a note and the next one starting with it) that
+    are 1 or 2 semitones apart, pooled.
+
+    A second inside a chord is a cluster, rare in chorale harmony (about 1%);
+    a model that picks each chord note from blurred pitch marginals writes
+    many, and they are the bulk of its interval-histogram distance.
+    """
+    seconds, steps = 0, 0
+    for piece in _as_list(pieces):
+        if len(piece) < 2:
+            continue
+        together = np.abs(piece[1:, DELTA]) < CHORD_TOLERANCE
+        apart = np.abs(np.diff(_pitch_ints(piece)))[together]
+        seconds, steps = seconds + int(np.sum((apart >= 1) & (apart <= 2))), steps + len(apart)
+    return seconds / steps if steps else float("nan")
+
+
 def on_grid_counts(values: np.ndarray, grid: int = GRID_PER_BEAT,
                    tolerance: float = GRID_TOLERANCE) -> int:
     """How many values (beats) lie within `tolerance` grid steps of the grid."""
@@ -620,6 +638,7 @@ def summarize_set(pieces: Pieces) -> SetSummary:
         notes_per_piece=mean([len(p) for p in pieces]),
         diatonic_fit=mean([diatonic_fit(p) for p in nonempty]),
         chord_fraction=chord_fraction(pieces),
+        chord_seconds=chord_second_share(pieces),
         on_grid=on_grid_share(pieces, DURATION),
         delta_on_grid=on_grid_share(pieces, DELTA),
         mean_range=mean(ranges), mean_density=mean(densities),
@@ -676,6 +695,7 @@ TABLE_COLUMNS = (
     ("js_duration", "JS-dur", ".4f"),
     ("diatonic_fit", "diatonic", ".3f"),
     ("chord_fraction", "chord", ".3f"),
+    ("chord_seconds", "2nds", ".3f"),
     ("on_grid", "grid", ".3f"),
     ("longest_copy", "copy", "d"),
     ("copies", "copy>=32", "d"),

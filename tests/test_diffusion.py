@@ -321,7 +321,7 @@ def test_generate_offers_every_sampler():
                  and getattr(node.targets[0], "id", None) == "SAMPLER_NAMES")
     assert names == list(samplers.SAMPLERS)
     import params as params_lib  # its spacing names are spelled out for the same reason
-    assert params_lib.SAMPLE_SPACINGS == ("", *samplers.SPACINGS)
+    assert params_lib.SAMPLE_SPACINGS == ("", *samplers.SPACINGS, "warp")
 
 
 def test_grid_runs_from_t_start_to_clean(linear):

@@ -105,6 +105,13 @@ def test_chord_fraction_and_on_grid_share():
         [62, 0.3, 0.5, 80],  # 0.3 * 8 = 2.4: off the grid
     ], np.float64)
     assert m.chord_fraction(piece) == pytest.approx(2 / 4)
+    assert m.chord_second_share(piece) == 0.0  # chord steps 4 and 3 semitones
+    cluster = piece.copy()
+    cluster[:, PITCH] = [60, 62, 63, 61, 62]  # chord steps 2 and 1; 61-63 is no chord
+    assert m.chord_second_share(cluster) == 1.0
+    cluster[2, PITCH] = 72  # 62 -> 72: a 10th
+    assert m.chord_second_share([cluster, piece]) == pytest.approx(1 / 4)
+    assert np.isnan(m.chord_second_share(piece[:1]))
     assert m.on_grid_share(piece) == pytest.approx(4 / 5)
     assert m.on_grid_share(piece, tolerance=1e-3) == pytest.approx(4 / 5)
     assert m.on_grid_share([piece, piece]) == pytest.approx(4 / 5)

@@ -35,13 +35,31 @@ def make_denoiser(model, params, shape, groups=None):
     return denoiser, schedule
 
 
-def sample_features(model, params, encoding, n, sampler_name, steps, seed, callback=None):
-    """n generated feature arrays [n, length, num_features] (numpy float32)."""
+def spacing_option(params, time_warp=None):
+    """The samplers' spacing argument for params.sample_spacing ({} for the
+    sampler's own grid); "warp" takes the slice probabilities learned in
+    training (time_warp, as exported in the weights' metadata)."""
+    if params.sample_spacing != "warp":
+        return {"spacing": params.sample_spacing} if params.sample_spacing else {}
+    if time_warp is None:
+        raise ValueError("--spacing=warp needs the time warp learned in training; these "
+                         "weights have none (trained without --time_warping): use "
+                         "--spacing=uniform or logsnr")
+    return {"spacing": list(time_warp)}
+
+
+def sample_features(model, params, encoding, n, sampler_name, steps, seed, callback=None,
+                    time_warp=None):
+    """n generated feature arrays [n, length, num_features] (numpy float32).
+
+    time_warp: the slice probabilities a --time_warping run learned, for
+    sample_spacing "warp".
+    """
     shape = [n, params_lib.sample_length(params), encoding.num_features]
     denoiser, schedule = make_denoiser(model, params, shape,
                                        categorical_groups(params, encoding))
     x_init = tf.random.stateless_normal(shape, [seed, 0])
-    spacing = {"spacing": params.sample_spacing} if params.sample_spacing else {}
+    spacing = spacing_option(params, time_warp)
     x_0 = samplers.get_sampler(sampler_name)(
         denoiser, x_init, schedule, steps, seed, callback=callback, **spacing)
     return x_0.numpy()

@@ -21,11 +21,11 @@ def write_hparams(writer, params):
         hparams_api.hparams(values)
 
 
-def write_samples(writer, step, model, params, encoding, n=2, seed=0):
+def write_samples(writer, step, model, params, encoding, n=2, seed=0, time_warp=None):
     """Samples from `model` (the EMA weights) as audio and images (piano rolls
-    for MIDI, spectrograms for waveforms)."""
+    for MIDI, spectrograms for waveforms); time_warp as in sample_features."""
     features = sampling.sample_features(model, params, encoding, n, params.sampler,
-                                        params.sample_steps, seed)
+                                        params.sample_steps, seed, time_warp=time_warp)
     if params.domain == "wave":
         return _write_wave_samples(writer, step, features, params, encoding, n)
     pieces = [encoding.decode(piece) for piece in features]

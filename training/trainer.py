@@ -20,14 +20,14 @@ from tqdm import tqdm
 import models
 import params as params_lib
 from data import midi_io
-from diffusion import process, schedules
+from diffusion import process, schedules, time_warp
 from training import pipeline, summaries
 
 # Fields that may change when a run is resumed; any other change is refused.
 RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "ckpt_every",
                     "eval_batches", "data_dir", "cache_dir", "patience", "max_nonfinite",
                     "sample_every", "jit_compile", "sampler", "sample_steps",
-                    "sample_temperature"}
+                    "sample_temperature", "sample_spacing"}
 NUM_T_BUCKETS = 10
 LOSS_SCALE_PERIOD = 2000
 
@@ -140,6 +140,12 @@ class Trainer:
                                           trainable=False, name="loss_scale")
             self.good_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
                                           name="good_steps")
+            # Time warping's loss curve: a moving average per slice of t, and
+            # how many batches updated each (see diffusion/time_warp.py).
+            self.warp_losses = tf.Variable(tf.zeros([time_warp.NUM_BUCKETS]),
+                                           trainable=False, name="warp_losses")
+            self.warp_updates = tf.Variable(tf.zeros([time_warp.NUM_BUCKETS]),
+                                            trainable=False, name="warp_updates")
         self.iterator = None
         self.checkpoint = None
         self.manager = None
@@ -161,13 +167,20 @@ class Trainer:
             self.groups)
 
     def _replica_gradients(self, batch):
+        """(loss, gradients, per-slice loss sums and counts) of one replica's batch."""
         variables = self.model.trainable_variables
+        if self.params.time_warping:
+            probabilities = time_warp.bucket_probabilities(self.warp_losses,
+                                                           self.warp_updates)
+            batch = dict(batch, t=time_warp.warp_timesteps(
+                batch["u"], self.params.timesteps, probabilities))
         with tf.GradientTape() as tape:
             losses = self._losses(self.model, batch, training=True)
             loss = tf.nn.compute_average_loss(losses, global_batch_size=self.global_batch)
             scaled_loss = loss * self.loss_scale
         gradients = tape.gradient(scaled_loss, variables)
-        return loss, [tf.cast(g, tf.float32) / self.loss_scale for g in gradients]
+        sums, counts = time_warp.bucket_statistics(batch["t"], losses, self.params.timesteps)
+        return loss, [tf.cast(g, tf.float32) / self.loss_scale for g in gradients], sums, counts
 
     @tf.function
     def train_step(self, iterator):
@@ -177,7 +190,8 @@ class Trainer:
         stay as they were) and counts it in `skipped`; the batch is consumed.
         """
         batch = next(iterator)
-        loss, gradients = self.strategy.run(self._replica_gradients, args=(batch,))
+        loss, gradients, sums, counts = self.strategy.run(self._replica_gradients,
+                                                          args=(batch,))
         sum_ = tf.distribute.ReduceOp.SUM
         # Reduced here, in cross-replica context, so the clipping norm is that of
         # the global batch's gradient, not of each replica's share.
@@ -186,6 +200,13 @@ class Trainer:
         grad_norm = tf.linalg.global_norm(gradients)
         finite = tf.math.is_finite(loss) & tf.math.is_finite(grad_norm)
         self._update_loss_scale(finite)
+        if self.params.time_warping:  # a skipped step leaves the curve as it was
+            warp_losses, warp_updates = time_warp.updated_bucket_losses(
+                self.warp_losses, self.warp_updates,
+                self.strategy.reduce(sum_, sums, axis=None),
+                self.strategy.reduce(sum_, counts, axis=None))
+            self.warp_losses.assign(tf.where(finite, warp_losses, self.warp_losses))
+            self.warp_updates.assign(tf.where(finite, warp_updates, self.warp_updates))
 
         def apply():
             clipped, _ = tf.clip_by_global_norm(gradients, self.params.clip_norm,
@@ -213,6 +234,16 @@ class Trainer:
                                                          self.loss_scale),
                                         tf.maximum(self.loss_scale / 2.0, 1.0)))
         self.good_steps.assign(tf.where(grow, tf.zeros_like(good_steps), good_steps))
+
+    def time_warp_curve(self):
+        """The learned time warp as JSON lists ({"probabilities": None} without
+        --time_warping): the moving-average loss per slice of t, and the slice
+        probabilities training drew t from, which sample_spacing "warp" reuses."""
+        if not self.params.time_warping:
+            return {"probabilities": None}
+        return {"bucket_losses": self.warp_losses.numpy().tolist(),
+                "probabilities": time_warp.bucket_probabilities(
+                    self.warp_losses, self.warp_updates).numpy().tolist()}
 
     @tf.function
     def _eval_losses(self, batch):
@@ -244,12 +275,16 @@ class Trainer:
         # Keras 3 sublayers kept in Python lists (the U-Net's stages). The data
         # position is the step: every step consumes exactly one global batch of a
         # seeded stream, so restoring `step` restores the position (see pipeline).
+        # (The time warp's curve only in runs that use it: older checkpoints,
+        # which lack it, still restore.)
+        warp = (dict(warp_losses=self.warp_losses, warp_updates=self.warp_updates)
+                if self.params.time_warping else {})
         self.checkpoint = tf.train.Checkpoint(
             model_weights=[v.value for v in self.model.weights],
             ema_weights=[v.value for v in self.ema_model.weights],
             optimizer=self.optimizer, step=self.step, skipped=self.skipped,
             best_eval_loss=self.best_eval_loss, loss_scale=self.loss_scale,
-            good_steps=self.good_steps)
+            good_steps=self.good_steps, **warp)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_dir("checkpoints"), max_to_keep=3)
         # The best held-out checkpoint is kept apart from the latest ones.
@@ -361,7 +396,8 @@ class Trainer:
                 window, window_start = [], time.time()
             if params.sample_every and step % params.sample_every == 0 and self.is_chief \
                     and self.encoding is not None:
-                summaries.write_samples(writer, step, self.ema_model, params, self.encoding)
+                summaries.write_samples(writer, step, self.ema_model, params, self.encoding,
+                                        time_warp=self.time_warp_curve()["probabilities"])
             if held_out is not None and (step % params.eval_every == 0
                                          or step == params.train_steps):
                 eval_losses = self.evaluate(held_out)
