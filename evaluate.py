@@ -285,6 +285,8 @@ DEFINITIONS = {
              "polyphony (mean sounding notes): one value per piece"),
     "diatonic_fit": "mean over pieces of the best share of notes in one major scale",
     "chord_fraction": "share of notes after the first with |delta| < 1e-6",
+    "chord_seconds": "share of steps between consecutive notes of one onset that are "
+                     "1-2 semitones (chord clusters; Bach about 0.013)",
     "on_grid": "share of durations within 1/32 beat of the 1/8-beat grid (chance 0.5)",
     "longest_copy": ("longest run of (pitch, duration, delta) found verbatim in the "
                      "train pieces (1/48-beat rounding, +-transpose semitones)"),

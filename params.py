@@ -337,7 +337,8 @@ def validate(params: Params) -> None:
     if params.time_warping and params.prediction != "categorical":
         raise ValueError(f"--time_warping follows the cross-entropy of categorical "
                          f"prediction; --prediction={params.prediction} has none "
-                         "(use --prediction=categorical or --notime_warping)")
+                         "(use --prediction=categorical, or --notime_warping with "
+                         "--sample_spacing=uniform or logsnr)")
     if params.hop < 1 or params.train_hop < 0:
         raise ValueError(f"--hop={params.hop} must be >= 1 and --train_hop="
                          f"{params.train_hop} >= 0 (0: the same as --hop)")

@@ -249,7 +249,9 @@ def chord_second_share(pieces: Pieces) -> float:
 
     A second inside a chord is a cluster, rare in chorale harmony (about 1%);
     a model that picks each chord note from blurred pitch marginals writes
-    many, and they are the bulk of its interval-histogram distance.
+    many, and they are the bulk of its interval-histogram distance. Like the
+    interval histogram it reads the rows in order (the corpus writes chords
+    low to high, and so do the models trained on it).
     """
     seconds, steps = 0, 0
     for piece in _as_list(pieces):

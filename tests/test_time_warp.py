@@ -151,8 +151,11 @@ def test_sampling_grid_is_even_in_the_learned_cdf():
     schedule = schedules.get_schedule("cosine", T)
     np.testing.assert_allclose(samplers.timestep_grid(schedule, 10, list(np.full(B, 1 / B))),
                                samplers.timestep_grid(schedule, 10, "uniform"), atol=1e-3)
-    # a variation's shorter run starts at t_start
-    assert time_warp.sampling_grid(T, p, 5, 300.0)[0] == 300.0
+    # a variation's shorter run starts at t_start, still even in F below it
+    variation = time_warp.sampling_grid(T, p, 5, 300.0)
+    assert variation[0] == 300.0 and variation[-1] == 0.0
+    np.testing.assert_allclose(time_warp.cdf(variation, T, p),
+                               np.linspace(time_warp.cdf(300.0, T, p), 0.0, 5), atol=1e-6)
 
 
 def test_cdf_inverts_inverse_cdf():
