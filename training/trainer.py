@@ -179,7 +179,10 @@ class Trainer:
             loss = tf.nn.compute_average_loss(losses, global_batch_size=self.global_batch)
             scaled_loss = loss * self.loss_scale
         gradients = tape.gradient(scaled_loss, variables)
-        sums, counts = time_warp.bucket_statistics(batch["t"], losses, self.params.timesteps)
+        sums = counts = tf.zeros([time_warp.NUM_BUCKETS])  # used only when warping
+        if self.params.time_warping:
+            sums, counts = time_warp.bucket_statistics(batch["t"], losses,
+                                                       self.params.timesteps)
         return loss, [tf.cast(g, tf.float32) / self.loss_scale for g in gradients], sums, counts
 
     @tf.function
