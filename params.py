@@ -26,7 +26,7 @@ class Params:
     programs: str = "piano"  # GM program families to keep, comma separated
     max_beats: float = 8.0  # ceiling for durations and onset gaps (beats)
     transpose: int = 5  # train-split transpositions in [-transpose, +transpose]
-    encoding: str = "seed_log"  # seed_hz | seed_log | onehot | analog_bits | log_grid
+    encoding: str = "seed_log"  # seed_hz | seed_log | onehot | chord_intervals | analog_bits | log_grid
     test_fraction: float = 0.1  # share of pieces in the held-out split
     # waveform domain (the seed's values: 6 x 110,000 samples of a 30 s clip,
     # low-passed at 3675 Hz, every 3rd sample kept -> 36,667 samples at 7350 Hz)
@@ -50,11 +50,11 @@ class Params:
     se_ratio: int = 16
     time_dim: int = 256
     dropout: float = 0.0
+    causal: bool = True  # causal_unet, transformer: False sees the whole segment
     # transformer denoiser
     model_dim: int = 128
     num_layers: int = 4
     mlp_dim: int = 256
-    causal: bool = True
     # waveform UNet (stage_channels, attention_heads, time_dim shared)
     down_factors: Tuple[int, ...] = (4, 4, 4, 4)  # stride between stages
     res_blocks: int = 2  # residual blocks per stage
@@ -136,6 +136,7 @@ _SEED = Params()
 # data under continuous diffusion (the musical-quality comparison in README).
 _QUALITY = dict(encoding="onehot", prediction="v", schedule="cosine",
                 loss_weighting="min_snr", self_condition=True, clip_x0=1.0)
+_CATEGORICAL = dict(prediction="categorical", schedule="cosine", self_condition=True)
 
 PRESETS = {
     "midi_seed": _SEED,
@@ -148,13 +149,21 @@ PRESETS = {
     "midi_bits": _SEED.replace(**{**_QUALITY, "encoding": "analog_bits"}),
     "midi_loggrid": _SEED.replace(**{**_QUALITY, "encoding": "log_grid", "clip_x0": 0.0}),
     # One-hot codes with cross-entropy on x_0 (score interpolation, Dieleman et al. 2022).
-    "midi_categorical": _SEED.replace(encoding="onehot", prediction="categorical",
-                                      schedule="cosine", self_condition=True),
+    "midi_categorical": _SEED.replace(encoding="onehot", **_CATEGORICAL),
+    # Pitch intervals in the codes (README, "Musical quality"): redundant with
+    # the absolute pitch, or replacing it for chord notes.
+    "midi_intervals": _SEED.replace(encoding="onehot_intervals", **_CATEGORICAL),
+    "midi_chord": _SEED.replace(encoding="chord_intervals", **_CATEGORICAL),
+    "midi_chord_head": _SEED.replace(encoding="chord_head", **_CATEGORICAL),
+    # The categorical variant without the network's causal masks.
+    "midi_bidir": _SEED.replace(encoding="onehot", causal=False, **_CATEGORICAL),
     # Ablation: the one-hot codes with the seed's objective.
     "midi_onehot_eps": _SEED.replace(encoding="onehot", clip_x0=1.0),
 }
 # The CPU default (about 1.5M parameters): the best variant of the comparison
-# at equal training time (README, "Musical quality"). XLA makes its step 1.6x
+# at equal training time (README, "Musical quality"): the categorical
+# objective with a bidirectional U-Net, since diffusion denoises every note
+# at once and a causal one drops the later notes' evidence. XLA makes its step 1.6x
 # faster on a 2-core CPU (bench/train.py); it slows the waveform UNet's. For the
 # full-length run the 702 chorale windows are too few (held-out loss flat from
 # ~5k steps): overlapping windows (4x) and dropout keep it learning, and time
@@ -166,8 +175,8 @@ PRESETS = {
 # where key and melody are decided, and the SDE's fresh noise corrects early
 # choices.
 PRESETS["midi_cpu"] = PRESETS["midi_categorical"].replace(
-    jit_compile=True, train_hop=32, dropout=0.1, time_warping=True, train_steps=24000,
-    sampler="dpmpp_sde", sample_spacing="warp")
+    causal=False, jit_compile=True, train_hop=32, dropout=0.1, time_warping=True,
+    train_steps=24000, sampler="dpmpp_sde", sample_spacing="warp")
 # Transformer with FiLM time conditioning (seed 001), for comparison.
 PRESETS["midi_transformer"] = PRESETS["midi_cpu"].replace(model="transformer",
                                                           jit_compile=False)

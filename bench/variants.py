@@ -1,6 +1,10 @@
 """Compares symbolic-domain variants (encodings, objectives) at equal training time.
 
   python bench/variants.py --minutes 10 --variants midi_seed,midi_onehot,midi_bits
+  python bench/variants.py --variants midi_categorical:model=transformer:causal=false
+
+A variant is a preset of params.py, optionally followed by :field=value
+overrides (passed to train.py as --field=value).
 
 For each preset: train.py for --minutes on the Bach default (same seed, same
 step budget cap), export the EMA weights, generate --n pieces with 20-step
@@ -21,7 +25,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import common  # noqa: E402
 
 flags.DEFINE_list("variants", ["midi_seed", "midi_onehot", "midi_bits", "midi_loggrid"],
-                  "presets of params.py to compare")
+                  "presets of params.py to compare, each optionally with "
+                  ":field=value overrides")
 flags.DEFINE_float("minutes", 10.0, "training time per variant")
 flags.DEFINE_integer("train_steps", 3000, "step budget (learning-rate schedule length)")
 flags.DEFINE_integer("n", 80, "generated pieces per variant (the held-out split has 80)")
@@ -31,12 +36,14 @@ flags.DEFINE_boolean("skip_trained", True, "reuse a variant whose export already
 FLAGS = flags.FLAGS
 
 
-def variant(preset):
-    folder = os.path.join(FLAGS.out_dir, preset)
+def variant(spec):
+    preset, *overrides = spec.split(":")
+    folder = os.path.join(FLAGS.out_dir, spec.replace(":", "_").replace("=", "-"))
     export = os.path.join(folder, "export")
     started = time.time()
     if not (FLAGS.skip_trained and os.path.isdir(os.path.join(common.ROOT, export))):
         common.run([sys.executable, "train.py", f"--preset={preset}",
+                    *(f"--{override}" for override in overrides),
                     f"--model_dir={folder}/run", f"--max_minutes={FLAGS.minutes}",
                     f"--train_steps={FLAGS.train_steps}", "--eval_every=1000000",
                     "--ckpt_every=1000", "--sample_every=0", f"--export={export}",
@@ -47,7 +54,7 @@ def variant(preset):
                                         reuse=FLAGS.skip_trained)
     with open(os.path.join(common.ROOT, export, "metadata.json"), encoding="utf-8") as handle:
         metadata = json.load(handle)
-    return {"preset": preset, "steps": metadata["step"], "train_seconds": train_seconds,
+    return {"preset": spec, "steps": metadata["step"], "train_seconds": train_seconds,
             "rows": rows}
 
 

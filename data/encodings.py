@@ -434,8 +434,12 @@ class OneHot(_RhythmVocabularyEncoding):
     def _num_octaves(self) -> int:
         return int(self.stats["max_pitch"]) // 12 - self._min_octave + 1
 
+    # A fifth group, (pitch - previous pitch) mod 12, redundant with the first two.
+    interval_group = False
+
     def _group_sizes(self):
-        return [12, self._num_octaves, len(self._durations), len(self._deltas)]
+        sizes = [12, self._num_octaves, len(self._durations), len(self._deltas)]
+        return sizes + [12] if self.interval_group else sizes
 
     @property
     def categorical_groups(self):
@@ -443,22 +447,107 @@ class OneHot(_RhythmVocabularyEncoding):
         return list(self._group_sizes())
 
     def _encode(self, piece):
+        delta = vocabulary_index(piece[:, notes_lib.DELTA], self._deltas)
         pitch = np.round(piece[:, notes_lib.PITCH]).astype(np.int64)
-        octave = np.clip(pitch // 12 - self._min_octave, 0, self._num_octaves - 1)
-        return np.concatenate([
-            _one_hot(pitch % 12, 12),
+        pitch_class, octave = self._pitch_codes(pitch, delta)
+        groups = [
+            _one_hot(pitch_class, 12),
             _one_hot(octave, self._num_octaves),
             _one_hot(vocabulary_index(piece[:, notes_lib.DURATION], self._durations),
                      len(self._durations)),
-            _one_hot(vocabulary_index(piece[:, notes_lib.DELTA], self._deltas),
-                     len(self._deltas)),
-        ], axis=1).reshape(len(piece), self.num_features)
+            _one_hot(delta, len(self._deltas)),
+        ]
+        if self.interval_group:
+            groups.append(_one_hot(np.diff(pitch, prepend=pitch[:1]) % 12, 12))
+        return np.concatenate(groups, axis=1).reshape(len(piece), self.num_features)
 
     def _decode(self, features):
-        pitch_class, octave, duration, delta = self._split(features)
-        pitch = 12 * (self._min_octave + _argmax(octave)) + _argmax(pitch_class)
-        return self._notes(pitch, self._durations[_argmax(duration)],
-                           self._deltas[_argmax(delta)])
+        # The interval group, where present, is not read: pitch is absolute.
+        pitch_class, octave, duration, delta = self._split(features)[:4]
+        delta = _argmax(delta)
+        pitch = self._pitches(_argmax(pitch_class), _argmax(octave), delta)
+        return self._notes(pitch, self._durations[_argmax(duration)], self._deltas[delta])
+
+    def _pitch_codes(self, pitch, delta_index):
+        """(pitch-class index, octave index) of each note."""
+        del delta_index  # absolute pitch: the rhythm does not matter
+        octave = np.clip(pitch // 12 - self._min_octave, 0, self._num_octaves - 1)
+        return pitch % 12, octave
+
+    def _pitches(self, pitch_class, octave, delta_index):
+        """Inverse of _pitch_codes: MIDI pitches (not yet clipped to 0..127)."""
+        del delta_index
+        return 12 * (self._min_octave + octave) + pitch_class
+
+
+@register_encoding
+class ChordIntervals(OneHot):
+    """The one-hot layout of `onehot`, with each chord note's pitch written as
+    the interval above the previous note.
+
+    A chord note is one whose onset-gap class is 0, other than the segment's
+    first note. Notes of a chord are sorted by pitch (data/notes.py), so the
+    interval from the previous note is >= 0 semitones. Its pitch-class group then
+    holds interval % 12 and its octave group interval // 12, capped at the last
+    octave class; every other note keeps its absolute pitch class and octave.
+    Decoding reads the gap first, then the pitch, note by note, adding each
+    chord note's interval to the decoded pitch before it. The width and
+    categorical groups equal onehot's.
+
+    Why: with absolute pitches each note of a chord is chosen from a marginal
+    over pitches, and two notes chosen together land a semitone or a tone apart
+    (a cluster) far more often than in chorale harmony. As intervals, the
+    chord's consonance is one categorical choice per note, whose marginal
+    (thirds, fifths, sixths, octaves) is what the model learns first. A chord
+    note below the note before it (unsorted input) is written as a unison.
+    """
+
+    name = "chord_intervals"
+    # "previous": the interval above the note before; "head": above the
+    # chord's first (lowest) note.
+    anchor = "previous"
+
+    def _chord_notes(self, delta_index):
+        chord = np.asarray(delta_index) == 0
+        chord[:1] = False  # the segment's first note has no note before it
+        return chord
+
+    def _anchors(self, chord):
+        """Index of the note each note's interval is measured from."""
+        index = np.arange(len(chord))
+        if self.anchor == "previous":
+            return np.maximum(index - 1, 0)
+        return np.maximum.accumulate(np.where(chord, 0, index))
+
+    def _pitch_codes(self, pitch, delta_index):
+        chord = self._chord_notes(delta_index)
+        interval = np.maximum(pitch - pitch[self._anchors(chord)], 0)
+        pitch_class, octave = super()._pitch_codes(pitch, delta_index)
+        return (np.where(chord, interval % 12, pitch_class),
+                np.where(chord, np.minimum(interval // 12, self._num_octaves - 1), octave))
+
+    def _pitches(self, pitch_class, octave, delta_index):
+        absolute = super()._pitches(pitch_class, octave, delta_index)
+        chord = self._chord_notes(delta_index)
+        anchors = self._anchors(chord)
+        interval = 12 * octave + pitch_class
+        pitch = np.clip(np.asarray(absolute, np.int64), 0, 127)
+        for i in np.flatnonzero(chord):
+            # Each chord note stacks on a decoded (clipped) note before it.
+            pitch[i] = min(pitch[anchors[i]] + interval[i], 127)
+        return pitch
+
+
+@register_encoding
+class OneHotIntervals(OneHot):
+    name = "onehot_intervals"
+    interval_group = True
+
+
+@register_encoding
+class ChordHead(ChordIntervals):
+    name = "chord_head"
+    anchor = "head"
 
 
 @register_encoding

@@ -1,9 +1,11 @@
-"""Causal squeeze-excitation U-Net denoiser (Diffusion-Music-Composer layout).
+"""Squeeze-excitation U-Net denoiser (Diffusion-Music-Composer layout).
 
 Differences from the published network, each fixing a defect:
-  * every conv, pooling, upsampling, squeeze-excitation and attention is
-    causal along the note axis (the original leaked the future through
-    'same' padding, max-pooling, bilinear upsampling and global SE pooling);
+  * with causal=True every conv, pooling, upsampling, squeeze-excitation and
+    attention is causal along the note axis (the original meant to be causal
+    but leaked the future through 'same' padding, max-pooling, bilinear
+    upsampling and global SE pooling); causal=False (the CPU default) sees
+    the whole segment on purpose, which is what a diffusion denoiser needs;
   * the time embedding is added as one vector per channel, broadcast over
     notes (the original tiled and reshaped it without transposing, which
     scattered time features across notes and channels).
@@ -13,18 +15,20 @@ import keras
 from keras import ops
 
 from models.layers import (CausalConvBlock, CausalDownsample, CausalUpsample, Denoiser,
-                           PositionEmbedding, SelfAttentionBlock, TimeEmbedding)
+                           PositionEmbedding, SelfAttentionBlock, TimeEmbedding,
+                           conv_padding)
 
 
 @keras.saving.register_keras_serializable(package="music_diffusion")
 class CausalUNet(Denoiser):
-    """Causal 1-D U-Net over a sequence of notes, conditioned on diffusion time.
+    """1-D U-Net over a sequence of notes, conditioned on diffusion time.
 
-    Layout: causal input conv (+ learned projection of a sinusoidal note-index
-    encoding); per down stage: causal downsample by 2 -> ConvBlock ->
-    causal self-attention; mid ConvBlocks; per up stage (mirrored): concat
-    skip -> ConvBlock -> causal self-attention -> upsample by 2; then concat
-    the input-level features -> full-resolution ConvBlock -> 1x1 conv.
+    Layout (every layer causal unless causal=False): input conv (+ learned
+    projection of a sinusoidal note-index encoding); per down stage:
+    downsample by 2 -> ConvBlock -> self-attention; mid ConvBlocks; per up
+    stage (mirrored): concat skip -> ConvBlock -> self-attention -> upsample
+    by 2; then concat the input-level features -> full-resolution ConvBlock
+    -> 1x1 conv.
 
     The output ConvBlock matters: upsampling repeats each coarse position
     twice, so without full-resolution processing notes 2j and 2j+1 would get
@@ -45,6 +49,9 @@ class CausalUNet(Denoiser):
         seq_len: expected number of notes, validated up front when given
             (the model itself accepts any length divisible by
             2 ** len(stage_channels)).
+        causal: every layer sees only notes <= i (the seed's design); False:
+            centred convolutions, global squeeze and unmasked attention, so
+            each note's estimate uses the whole noisy segment.
         **kwargs: base `keras.Model` arguments (name, dtype, ...).
 
     Call arguments:
@@ -59,7 +66,8 @@ class CausalUNet(Denoiser):
     def __init__(self, features, input_channels=32, input_kernel=7,
                  stage_channels=(40, 80, 80), stage_kernels=(5, 5, 3),
                  mid_channels=(160, 160, 80), mid_kernel=3, attention_heads=2,
-                 se_ratio=16, time_dim=256, dropout=0.0, seq_len=None, **kwargs):
+                 se_ratio=16, time_dim=256, dropout=0.0, seq_len=None, causal=True,
+                 **kwargs):
         # Keep t in float32 at the model boundary (a half-precision t loses
         # its fractional part); each layer casts its own inputs.
         kwargs["autocast"] = False
@@ -76,6 +84,7 @@ class CausalUNet(Denoiser):
         self.time_dim = int(time_dim)
         self.dropout = float(dropout)
         self.seq_len = None if seq_len is None else int(seq_len)
+        self.causal = bool(causal)
 
         if len(self.stage_kernels) != len(self.stage_channels):
             raise ValueError(
@@ -89,37 +98,38 @@ class CausalUNet(Denoiser):
         policy = self.dtype_policy
         self.time_embedding = TimeEmbedding(self.time_dim, dtype=policy, name="time_embedding")
         self.input_conv = keras.layers.Conv1D(self.input_channels, self.input_kernel,
-                                              padding="causal", dtype=policy,
-                                              name="input_conv")
+                                              padding=conv_padding(self.causal),
+                                              dtype=policy, name="input_conv")
         self.position_embedding = PositionEmbedding(self.input_channels, dtype=policy,
                                                     name="position_embedding")
         self.downsamples, self.down_blocks, self.down_attention = [], [], []
         for i, (channels, kernel) in enumerate(zip(self.stage_channels, self.stage_kernels)):
-            self.downsamples.append(CausalDownsample(dtype=policy, name=f"down{i}_sample"))
+            self.downsamples.append(CausalDownsample(causal=self.causal, dtype=policy,
+                                                     name=f"down{i}_sample"))
             self.down_blocks.append(CausalConvBlock(
-                channels, kernel, self.se_ratio, self.dropout, dtype=policy,
+                channels, kernel, self.se_ratio, self.dropout, self.causal, dtype=policy,
                 name=f"down{i}_block"))
             self.down_attention.append(SelfAttentionBlock(
-                self.attention_heads, dropout=self.dropout, causal=True, dtype=policy,
+                self.attention_heads, dropout=self.dropout, causal=self.causal, dtype=policy,
                 name=f"down{i}_attention"))
         self.mid_blocks = [
             CausalConvBlock(channels, self.mid_kernel, self.se_ratio, self.dropout,
-                            dtype=policy, name=f"mid{i}_block")
+                            self.causal, dtype=policy, name=f"mid{i}_block")
             for i, channels in enumerate(self.mid_channels)]
         # Indexed like the down stages: up_blocks[i] runs at down stage i's
         # resolution and is applied in reverse order.
         self.up_blocks, self.up_attention = [], []
         for i, (channels, kernel) in enumerate(zip(self.stage_channels, self.stage_kernels)):
             self.up_blocks.append(CausalConvBlock(
-                channels, kernel, self.se_ratio, self.dropout, dtype=policy,
+                channels, kernel, self.se_ratio, self.dropout, self.causal, dtype=policy,
                 name=f"up{i}_block"))
             self.up_attention.append(SelfAttentionBlock(
-                self.attention_heads, dropout=self.dropout, causal=True, dtype=policy,
+                self.attention_heads, dropout=self.dropout, causal=self.causal, dtype=policy,
                 name=f"up{i}_attention"))
         self.upsample = CausalUpsample(dtype=policy, name="upsample")
         self.output_block = CausalConvBlock(self.input_channels, self.input_kernel,
-                                            self.se_ratio, self.dropout, dtype=policy,
-                                            name="output_block")
+                                            self.se_ratio, self.dropout, self.causal,
+                                            dtype=policy, name="output_block")
         # Small rather than zero: the network starts near "predict 0" (the
         # mean of epsilon) but gradients reach every earlier layer at once.
         self.output_projection = keras.layers.Conv1D(
@@ -191,5 +201,6 @@ class CausalUNet(Denoiser):
             "time_dim": self.time_dim,
             "dropout": self.dropout,
             "seq_len": self.seq_len,
+            "causal": self.causal,
         })
         return config

@@ -1,9 +1,11 @@
 """Building blocks shared by the symbolic-domain denoisers.
 
-Every layer that mixes information along the note axis is causal: its output
-at note i depends only on inputs at notes <= i. That lets a trained denoiser be
-used for continuation (in-painting the future given a fixed past) without the
-past ever "seeing" the notes being generated.
+Every layer that mixes information along the note axis is causal by default:
+its output at note i depends only on inputs at notes <= i (the seed's design).
+With causal=False the same layers see the whole segment. Diffusion denoises
+all notes at once, and the reverse process needs each note's estimate given
+every noisy note, later ones included; a causal denoiser drops that evidence
+(README, "Musical quality").
 
 Layers that are sensitive to reduced precision (normalisation, running means,
 attention softmax, sinusoidal encodings) compute in float32 whatever the
@@ -16,6 +18,11 @@ import keras
 from keras import ops
 
 _PACKAGE = "music_diffusion"
+
+
+def conv_padding(causal: bool) -> str:
+    """Conv1D padding of a causal layer, or of its bidirectional variant."""
+    return "causal" if causal else "same"
 
 
 def sinusoidal_embedding(positions, dim, max_period=10000.0):
@@ -150,6 +157,8 @@ class CausalSqueezeExcitation(keras.layers.Layer):
         ratio: channel reduction of the bottleneck MLP.
         min_units: lower bound on the bottleneck width, so that narrow layers
             still get a useful gate.
+        causal: squeeze with the running mean over notes 0..i; False: with
+            the mean over all notes (a bidirectional network).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -159,10 +168,11 @@ class CausalSqueezeExcitation(keras.layers.Layer):
         `inputs` scaled per note and channel by a sigmoid gate in (0, 1).
     """
 
-    def __init__(self, ratio=16, min_units=4, **kwargs):
+    def __init__(self, ratio=16, min_units=4, causal=True, **kwargs):
         super().__init__(**kwargs)
         self.ratio = int(ratio)
         self.min_units = int(min_units)
+        self.causal = bool(causal)
 
     def build(self, inputs_shape):
         channels = inputs_shape[-1]
@@ -179,9 +189,13 @@ class CausalSqueezeExcitation(keras.layers.Layer):
         # A cumulative sum of up to thousands of half-precision values loses
         # most of its bits; float32 keeps the running mean exact enough.
         values = ops.cast(inputs, "float32")
-        running_sum = ops.cumsum(values, axis=1)
-        count = ops.cumsum(ops.ones_like(values[:, :, :1]), axis=1)
-        gate = self.excite(self.squeeze(running_sum / count))
+        if self.causal:
+            running_sum = ops.cumsum(values, axis=1)
+            count = ops.cumsum(ops.ones_like(values[:, :, :1]), axis=1)
+            squeezed = running_sum / count
+        else:
+            squeezed = ops.mean(values, axis=1, keepdims=True)
+        gate = self.excite(self.squeeze(squeezed))
         return inputs * ops.cast(gate, inputs.dtype)
 
     def compute_output_shape(self, inputs_shape):
@@ -189,7 +203,8 @@ class CausalSqueezeExcitation(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"ratio": self.ratio, "min_units": self.min_units})
+        config.update({"ratio": self.ratio, "min_units": self.min_units,
+                       "causal": self.causal})
         return config
 
 
@@ -209,6 +224,8 @@ class CausalConvBlock(keras.layers.Layer):
         kernel_size: width of both causal convolutions.
         se_ratio: squeeze-excitation reduction ratio.
         dropout: dropout rate after the first activation.
+        causal: causal convolutions and squeeze; False: centred ("same")
+            convolutions and a global squeeze (a bidirectional network).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -220,27 +237,32 @@ class CausalConvBlock(keras.layers.Layer):
         [batch, length, channels].
     """
 
-    def __init__(self, channels, kernel_size, se_ratio=16, dropout=0.0, **kwargs):
+    def __init__(self, channels, kernel_size, se_ratio=16, dropout=0.0, causal=True,
+                 **kwargs):
         super().__init__(**kwargs)
         self.channels = int(channels)
         self.kernel_size = int(kernel_size)
         self.se_ratio = int(se_ratio)
         self.dropout = float(dropout)
+        self.causal = bool(causal)
 
     def build(self, inputs_shape, time_embedding_shape):
         policy = self.dtype_policy
+        padding = conv_padding(self.causal)
         out_shape = tuple(inputs_shape[:-1]) + (self.channels,)
-        self.conv1 = keras.layers.Conv1D(self.channels, self.kernel_size, padding="causal",
+        self.conv1 = keras.layers.Conv1D(self.channels, self.kernel_size, padding=padding,
                                          dtype=policy, name="conv1")
         self.time_projection = keras.layers.Dense(self.channels, dtype=policy,
                                                   name="time_projection")
         self.norm1 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="norm1")
-        self.se1 = CausalSqueezeExcitation(self.se_ratio, dtype=policy, name="se1")
+        self.se1 = CausalSqueezeExcitation(self.se_ratio, causal=self.causal, dtype=policy,
+                                           name="se1")
         self.dropout_layer = keras.layers.Dropout(self.dropout, dtype=policy, name="dropout")
-        self.conv2 = keras.layers.Conv1D(self.channels, self.kernel_size, padding="causal",
+        self.conv2 = keras.layers.Conv1D(self.channels, self.kernel_size, padding=padding,
                                          dtype=policy, name="conv2")
         self.norm2 = keras.layers.LayerNormalization(epsilon=1e-5, dtype=policy, name="norm2")
-        self.se2 = CausalSqueezeExcitation(self.se_ratio, dtype=policy, name="se2")
+        self.se2 = CausalSqueezeExcitation(self.se_ratio, causal=self.causal, dtype=policy,
+                                           name="se2")
         self.conv1.build(inputs_shape)
         self.time_projection.build(time_embedding_shape)
         for layer in (self.norm1, self.se1, self.conv2, self.norm2, self.se2):
@@ -272,7 +294,8 @@ class CausalConvBlock(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"channels": self.channels, "kernel_size": self.kernel_size,
-                       "se_ratio": self.se_ratio, "dropout": self.dropout})
+                       "se_ratio": self.se_ratio, "dropout": self.dropout,
+                       "causal": self.causal})
         return config
 
 
@@ -286,6 +309,7 @@ class CausalDownsample(keras.layers.Layer):
 
     Args:
         kernel_size: width of the strided causal conv.
+        causal: False: a centred ("same") strided conv (a bidirectional network).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:
@@ -295,13 +319,15 @@ class CausalDownsample(keras.layers.Layer):
         [batch, ceil(length / 2), channels].
     """
 
-    def __init__(self, kernel_size=3, **kwargs):
+    def __init__(self, kernel_size=3, causal=True, **kwargs):
         super().__init__(**kwargs)
         self.kernel_size = int(kernel_size)
+        self.causal = bool(causal)
 
     def build(self, inputs_shape):
         self.conv = keras.layers.Conv1D(inputs_shape[-1], self.kernel_size, strides=2,
-                                        padding="causal", dtype=self.dtype_policy, name="conv")
+                                        padding=conv_padding(self.causal),
+                                        dtype=self.dtype_policy, name="conv")
         self.conv.build(inputs_shape)
         self.built = True
 
@@ -315,7 +341,7 @@ class CausalDownsample(keras.layers.Layer):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"kernel_size": self.kernel_size})
+        config.update({"kernel_size": self.kernel_size, "causal": self.causal})
         return config
 
 

@@ -115,7 +115,8 @@ def test_empty_piece_encodes_to_empty_features(pieces):
 
 # --- exactly decodable encodings: onehot, analog_bits, log_grid ---------------
 
-DISCRETE = ["onehot", "analog_bits", "log_grid"]
+DISCRETE = ["onehot", "onehot_intervals", "chord_intervals", "chord_head", "analog_bits",
+            "log_grid"]
 BACH_DURATIONS = [1.0, 0.5, 2.0, 0.25, 1.5, 3.0, 4.0, 0.75, 0.125, 1.75]
 BACH_GAPS = [0.5, 1.0, 0.25, 2.0, 3.0, 0.125]
 
@@ -216,7 +217,7 @@ def test_out_of_vocabulary_rhythm_decodes_to_nearest_in_log_space(name, chorales
     np.testing.assert_array_equal(decoded[:, notes_lib.DELTA], [0.0, 0.125, 2.0, 0.0, 3.0])
 
 
-@pytest.mark.parametrize("name", ["onehot", "analog_bits"])
+@pytest.mark.parametrize("name", ["onehot", "onehot_intervals", "chord_intervals", "analog_bits"])
 def test_features_are_plus_minus_one(name, chorales):
     encoding = _fitted(name, chorales)
     features = np.concatenate([encoding.encode(p) for p in chorales])
@@ -248,6 +249,103 @@ def test_onehot_clips_decoded_pitch_to_midi_range():
     assert encoding.decode(features)[0, notes_lib.PITCH] == 127
 
 
+def _chord_piece():
+    # C major (C3 E3 G3 C4) on beat 0, then D minor (D3 F3 A3 D4) on beat 1.
+    pitches = [48, 52, 55, 60, 50, 53, 57, 62]
+    starts = [0, 0, 0, 0, 1, 1, 1, 1]
+    return notes_lib.from_onsets(pitches, starts, np.ones(8), np.full(8, 80))
+
+
+def _groups(encoding, features):
+    bounds = np.cumsum(encoding.categorical_groups)[:-1]
+    return [np.argmax(group, axis=1) for group in np.split(features, bounds, axis=1)]
+
+
+def test_chord_intervals_write_chord_notes_as_intervals_above_the_previous_note():
+    piece = _chord_piece()
+    encoding = _fitted("chord_intervals", [piece])
+    onehot = _fitted("onehot", [piece])
+    assert encoding.categorical_groups == onehot.categorical_groups
+    pitch_class, octave, _, delta = _groups(encoding, encoding.encode(piece))
+    np.testing.assert_array_equal(delta != 0, [False, False, False, False, True, False, False, False])
+    # The segment's first note and the first note of the second chord are absolute
+    # (C, D in the octave of C3); the others are the intervals 4, 3, 5, 3, 4, 5.
+    np.testing.assert_array_equal(pitch_class, [0, 4, 3, 5, 2, 3, 4, 5])
+    np.testing.assert_array_equal(octave, [0, 0, 0, 0, 0, 0, 0, 0])
+    # Transposing the chords moves only the absolute notes.
+    moved = piece.copy()
+    moved[:, notes_lib.PITCH] += 13
+    moved_class, moved_octave, _, _ = _groups(encoding, encoding.encode(moved))
+    np.testing.assert_array_equal(moved_class, [1, 4, 3, 5, 3, 3, 4, 5])
+    np.testing.assert_array_equal(moved_octave, [1, 0, 0, 0, 1, 0, 0, 0])
+    wide = notes_lib.from_onsets([40, 71], [0, 0], [1, 1], [80, 80])  # 31 semitones
+    wide_class, wide_octave, _, _ = _groups(encoding, encoding.encode(wide))
+    # 31 = 7 + 2 * 12, but this fit has 2 octave classes: capped at the last.
+    assert encoding.categorical_groups[1] == 2
+    assert (wide_class[1], wide_octave[1]) == (7, 1)
+    roomy = _fitted("chord_intervals", [piece, wide])  # octaves 3..5
+    assert tuple(x[1] for x in _groups(roomy, roomy.encode(wide))[:2]) == (7, 2)
+
+
+def test_chord_head_measures_chord_notes_from_the_lowest_note():
+    piece = _chord_piece()
+    encoding = _fitted("chord_head", [piece])
+    pitch_class, octave, _, _ = _groups(encoding, encoding.encode(piece))
+    np.testing.assert_array_equal(12 * octave + pitch_class, [0, 4, 7, 12, 2, 3, 7, 12])
+    np.testing.assert_array_equal(encoding.decode(encoding.encode(piece))[:, 0],
+                                  piece[:, notes_lib.PITCH])
+
+
+def test_onehot_intervals_add_a_redundant_interval_group_that_decoding_ignores():
+    piece = _chord_piece()
+    encoding = _fitted("onehot_intervals", [piece])
+    onehot = _fitted("onehot", [piece])
+    assert encoding.categorical_groups == onehot.categorical_groups + [12]
+    features = encoding.encode(piece)
+    np.testing.assert_array_equal(features[:, :-12], onehot.encode(piece))
+    # (pitch - previous pitch) mod 12; the first note has none: 0. D3 after C4 is -10.
+    np.testing.assert_array_equal(np.argmax(features[:, -12:], axis=1), [0, 4, 3, 5, 2, 3, 4, 5])
+    features[:, -12:] = np.roll(features[:, -12:], 5, axis=1)  # contradict every interval
+    np.testing.assert_array_equal(encoding.decode(features), onehot.decode(onehot.encode(piece)))
+
+
+def test_chord_intervals_decode_the_gap_before_the_pitch():
+    piece = _chord_piece()
+    encoding = _fitted("chord_intervals", [piece])
+    features = encoding.encode(piece)
+    groups = encoding.categorical_groups
+    gap_start = sum(groups[:3])
+    # Turn the second chord's first note (absolute D3) into a chord note: its
+    # codes now read as 2 semitones + 0 octaves above C4, the note before it,
+    # and the rest of that chord stacks on it.
+    features[4, gap_start:] = -1.0
+    features[4, gap_start] = 1.0
+    decoded = encoding.decode(features)[:, notes_lib.PITCH]
+    np.testing.assert_array_equal(decoded, [48, 52, 55, 60, 62, 65, 69, 74])
+    # And the other way: G3 (3 above E3) given a nonzero gap reads as the
+    # absolute pitch class 3 in the octave of C3 (D#3), and C4 stacks on it.
+    features = encoding.encode(piece)
+    features[2, gap_start:] = -1.0
+    features[2, gap_start + 1] = 1.0
+    np.testing.assert_array_equal(encoding.decode(features)[:4, notes_lib.PITCH],
+                                  [48, 52, 51, 56])
+
+
+def test_chord_intervals_clip_a_stack_at_the_top_of_the_midi_range():
+    piece = notes_lib.from_onsets([100, 120, 127], [0, 0, 0], [1, 1, 1], [80, 80, 80])
+    encoding = _fitted("chord_intervals", [piece])
+    features = encoding.encode(piece)
+    features[1, 12:12 + encoding.categorical_groups[1]] = -1.0
+    features[1, 12 + encoding.categorical_groups[1] - 1] = 1.0  # the widest interval
+    np.testing.assert_array_equal(encoding.decode(features)[:, notes_lib.PITCH], [100, 127, 127])
+
+
+def test_chord_intervals_write_an_unsorted_chord_note_as_a_unison():
+    piece = np.array([[60, 1.0, 0.0, 80], [64, 1.0, 0.0, 80], [55, 1.0, 0.0, 80]])
+    encoding = _fitted("chord_intervals", [piece])
+    np.testing.assert_array_equal(encoding.decode(encoding.encode(piece))[:, 0], [60, 64, 64])
+
+
 def test_analog_bits_use_gray_code(chorales):
     encoding = _fitted("analog_bits", chorales)
     low, high = encoding.stats["min_pitch"], encoding.stats["max_pitch"]
@@ -261,8 +359,9 @@ def test_analog_bits_use_gray_code(chorales):
     np.testing.assert_array_equal(encoding.decode(encoding.encode(ladder))[:, 0], ladder[:, 0])
 
 
-def test_onehot_survives_gaussian_noise_exactly(chorales):
-    encoding = _fitted("onehot", chorales)
+@pytest.mark.parametrize("name", ["onehot", "onehot_intervals", "chord_intervals"])
+def test_onehot_survives_gaussian_noise_exactly(name, chorales):
+    encoding = _fitted(name, chorales)
     rng = np.random.default_rng(0)
     for piece in chorales:
         features = encoding.encode(piece)

@@ -229,6 +229,34 @@ def test_bidirectional_transformer_is_not_causal():
         assert_causal(lambda v: model([v, t], training=False), x_t)
 
 
+def test_bidirectional_unet_sees_every_note_and_has_the_same_weights():
+    causal = _tiny_unet()
+    model = _tiny_unet(causal=False)
+    x_t, t = _inputs()
+    with pytest.raises(AssertionError, match="outputs before note"):
+        assert_causal(lambda v: model([v, t], training=False), x_t)
+    # Note 0's output moves when only the last note changes.
+    moved = x_t.copy()
+    moved[:, -1] += 1.0
+    assert np.abs(np.asarray(model([moved, t]))[:, 0] - np.asarray(model([x_t, t]))[:, 0]).max() > 0
+    _built(causal)
+    assert [w.shape for w in model.weights] == [w.shape for w in causal.weights]
+    assert model.get_config()["causal"] is False and causal.get_config()["causal"] is True
+
+
+def test_unet_config_saved_before_the_causal_flag_loads_causal(unet):
+    config = {k: v for k, v in unet.get_config().items() if k != "causal"}
+    assert CausalUNet.from_config(config).causal
+
+
+def test_bidirectional_squeeze_excitation_gates_with_the_global_mean():
+    layer = CausalSqueezeExcitation(ratio=2, causal=False)
+    x = _features()
+    output = np.asarray(layer(x))
+    gate = np.asarray(layer.excite(layer.squeeze(x.mean(axis=1, keepdims=True))))
+    np.testing.assert_allclose(output, x * gate, rtol=1e-5, atol=1e-5)
+
+
 @MODEL_FIXTURES
 def test_config_round_trip(model_name, request):
     model = request.getfixturevalue(model_name)
