@@ -26,7 +26,8 @@ class Params:
     programs: str = "piano"  # GM program families to keep, comma separated
     max_beats: float = 8.0  # ceiling for durations and onset gaps (beats)
     transpose: int = 5  # train-split transpositions in [-transpose, +transpose]
-    encoding: str = "seed_log"  # seed_hz | seed_log | onehot | chord_intervals | analog_bits | log_grid
+    encoding: str = "seed_log"  # seed_hz | seed_log | onehot | onehot_intervals | chord_intervals
+    # | chord_head | analog_bits | log_grid
     test_fraction: float = 0.1  # share of pieces in the held-out split
     # waveform domain (the seed's values: 6 x 110,000 samples of a 30 s clip,
     # low-passed at 3675 Hz, every 3rd sample kept -> 36,667 samples at 7350 Hz)
@@ -155,7 +156,8 @@ PRESETS = {
     "midi_intervals": _SEED.replace(encoding="onehot_intervals", **_CATEGORICAL),
     "midi_chord": _SEED.replace(encoding="chord_intervals", **_CATEGORICAL),
     "midi_chord_head": _SEED.replace(encoding="chord_head", **_CATEGORICAL),
-    # The categorical variant without the network's causal masks.
+    # Without the causal masks, each note's estimate uses the later notes'
+    # noisy values too, as the reverse diffusion process assumes.
     "midi_bidir": _SEED.replace(encoding="onehot", causal=False, **_CATEGORICAL),
     # Ablation: the one-hot codes with the seed's objective.
     "midi_onehot_eps": _SEED.replace(encoding="onehot", clip_x0=1.0),

@@ -4,7 +4,8 @@
   python bench/variants.py --variants midi_categorical:model=transformer:causal=false
 
 A variant is a preset of params.py, optionally followed by :field=value
-overrides (passed to train.py as --field=value).
+overrides (passed to train.py as --field=value; not for tuple fields, whose
+commas would split the variant list).
 
 For each preset: train.py for --minutes on the Bach default (same seed, same
 step budget cap), export the EMA weights, generate --n pieces with 20-step
@@ -42,12 +43,13 @@ def variant(spec):
     export = os.path.join(folder, "export")
     started = time.time()
     if not (FLAGS.skip_trained and os.path.isdir(os.path.join(common.ROOT, export))):
+        # Overrides come last: absl keeps a flag's last value.
         common.run([sys.executable, "train.py", f"--preset={preset}",
-                    *(f"--{override}" for override in overrides),
                     f"--model_dir={folder}/run", f"--max_minutes={FLAGS.minutes}",
                     f"--train_steps={FLAGS.train_steps}", "--eval_every=1000000",
                     "--ckpt_every=1000", "--sample_every=0", f"--export={export}",
-                    "--overwrite", "--progress=false"])
+                    "--overwrite", "--progress=false",
+                    *(f"--{override}" for override in overrides)])
     train_seconds = time.time() - started
     rows = common.generate_and_evaluate(sys.executable, export,
                                         os.path.join(folder, "samples"), "dpmpp", 20, FLAGS.n,

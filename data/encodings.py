@@ -416,6 +416,7 @@ class OneHot(_RhythmVocabularyEncoding):
                        min_pitch // 12 .. max_pitch // 12, one-hot
       next D           duration class over stats["duration_vocabulary"], one-hot
       next G           onset-gap class over stats["delta_vocabulary"], one-hot
+      [next 12         onehot_intervals only: (pitch - previous pitch) mod 12]
 
     Hot entries are +1, the others -1 (float32). Encoding maps pitches outside
     the training octaves to the nearest one and rhythm values to the nearest
@@ -540,12 +541,21 @@ class ChordIntervals(OneHot):
 
 @register_encoding
 class OneHotIntervals(OneHot):
+    """The `onehot` layout plus a fifth one-hot group: (pitch - previous
+    pitch) mod 12, 0 for the segment's first note. Decoding reads only the
+    absolute groups; the interval group is a redundant view of the melody and
+    chords for the network to denoise alongside them. 58 features on Bach."""
+
     name = "onehot_intervals"
     interval_group = True
 
 
 @register_encoding
 class ChordHead(ChordIntervals):
+    """`chord_intervals` measured from the chord's first (lowest) note instead
+    of the note before: no chain of intervals inside a chord, and the span
+    above the lowest note bounds the chord's register."""
+
     name = "chord_head"
     anchor = "head"
 

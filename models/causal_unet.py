@@ -50,7 +50,7 @@ class CausalUNet(Denoiser):
             (the model itself accepts any length divisible by
             2 ** len(stage_channels)).
         causal: every layer sees only notes <= i (the seed's design); False:
-            centred convolutions, global squeeze and unmasked attention, so
+            "same"-padded convolutions, global squeeze and unmasked attention, so
             each note's estimate uses the whole noisy segment.
         **kwargs: base `keras.Model` arguments (name, dtype, ...).
 

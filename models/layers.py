@@ -224,7 +224,7 @@ class CausalConvBlock(keras.layers.Layer):
         kernel_size: width of both causal convolutions.
         se_ratio: squeeze-excitation reduction ratio.
         dropout: dropout rate after the first activation.
-        causal: causal convolutions and squeeze; False: centred ("same")
+        causal: causal convolutions and squeeze; False: "same"-padded
             convolutions and a global squeeze (a bidirectional network).
         **kwargs: base `keras.layers.Layer` arguments.
 
@@ -301,7 +301,7 @@ class CausalConvBlock(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class CausalDownsample(keras.layers.Layer):
-    """Halves the note axis causally: a stride-2 causal conv.
+    """Halves the note axis: a stride-2 causal (or "same"-padded) conv.
 
     Coarse position j is computed from fine positions 2j-k+1 .. 2j, so it
     depends only on inputs at notes <= 2j (unlike max-pooling over (2j, 2j+1),
@@ -309,7 +309,8 @@ class CausalDownsample(keras.layers.Layer):
 
     Args:
         kernel_size: width of the strided causal conv.
-        causal: False: a centred ("same") strided conv (a bidirectional network).
+        causal: False: a "same"-padded strided conv (a bidirectional network;
+            coarse j then reads notes 2j .. 2j + kernel_size - 1).
         **kwargs: base `keras.layers.Layer` arguments.
 
     Call arguments:

@@ -138,3 +138,10 @@ def test_init_from_starts_a_new_run_from_exported_weights(corpus, tiny_weights, 
     assert refused.returncode != 0
     assert refused.stderr.strip().splitlines()[-1].startswith(
         f"error: {tiny_weights} holds another architecture")
+    # Same shapes, other function: a causal network's weights in a bidirectional one.
+    refused = run("train.py", *common, f"--init_from={tiny_weights}", "--causal=false",
+                  f"--model_dir={tmp_path / 'bidirectional'}", check=False)
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: {tiny_weights} was trained with --causal=True; pass the same --causal "
+        "to fine-tune it")

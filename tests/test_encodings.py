@@ -217,7 +217,8 @@ def test_out_of_vocabulary_rhythm_decodes_to_nearest_in_log_space(name, chorales
     np.testing.assert_array_equal(decoded[:, notes_lib.DELTA], [0.0, 0.125, 2.0, 0.0, 3.0])
 
 
-@pytest.mark.parametrize("name", ["onehot", "onehot_intervals", "chord_intervals", "analog_bits"])
+@pytest.mark.parametrize("name", ["onehot", "onehot_intervals", "chord_intervals", "chord_head",
+                                  "analog_bits"])
 def test_features_are_plus_minus_one(name, chorales):
     encoding = _fitted(name, chorales)
     features = np.concatenate([encoding.encode(p) for p in chorales])
@@ -359,7 +360,7 @@ def test_analog_bits_use_gray_code(chorales):
     np.testing.assert_array_equal(encoding.decode(encoding.encode(ladder))[:, 0], ladder[:, 0])
 
 
-@pytest.mark.parametrize("name", ["onehot", "onehot_intervals", "chord_intervals"])
+@pytest.mark.parametrize("name", ["onehot", "onehot_intervals", "chord_intervals", "chord_head"])
 def test_onehot_survives_gaussian_noise_exactly(name, chorales):
     encoding = _fitted(name, chorales)
     rng = np.random.default_rng(0)

@@ -244,6 +244,18 @@ def test_bidirectional_unet_sees_every_note_and_has_the_same_weights():
     assert model.get_config()["causal"] is False and causal.get_config()["causal"] is True
 
 
+def test_bidirectional_downsample_and_conv_block_read_later_notes():
+    x = _features()
+    later = x.copy()
+    later[:, 1:] += 1.0  # notes after note 0 only
+    downsample = CausalDownsample(causal=False)
+    block = CausalConvBlock(8, 3, se_ratio=2, causal=False)
+    time_embedding = np.zeros((BATCH, 4), "float32")
+    for layer in (lambda v: downsample(v), lambda v: block(v, time_embedding)):
+        assert np.abs(np.asarray(layer(later))[:, 0] - np.asarray(layer(x))[:, 0]).max() > 1e-3
+    assert block.conv1.padding == block.conv2.padding == downsample.conv.padding == "same"
+
+
 def test_unet_config_saved_before_the_causal_flag_loads_causal(unet):
     config = {k: v for k, v in unet.get_config().items() if k != "causal"}
     assert CausalUNet.from_config(config).causal

@@ -324,6 +324,12 @@ class Trainer:
         become both the trained weights and the EMA. Refuses another architecture."""
         theirs = [tuple(w.shape) for w in model.weights]
         ours = [tuple(w.shape) for w in self.model.weights]
+        # Causal and bidirectional networks have the same shapes but compute
+        # different functions: matching shapes is not enough.
+        their_causal = getattr(model, "causal", None)
+        if their_causal != getattr(self.model, "causal", None):
+            raise ValueError(f"{source} was trained with --causal={their_causal}; pass the "
+                             "same --causal to fine-tune it")
         if theirs != ours:
             raise ValueError(f"{source} holds another architecture ({len(theirs)} weight "
                              f"arrays vs {len(ours)}, or other shapes); pass the same "
