@@ -29,14 +29,18 @@ def available_encodings():
     return sorted(_REGISTRY)
 
 
-def get_encoding(name: str, stats: Optional[dict] = None) -> "NoteEncoding":
-    """The encoding called `name`, fitted with `stats` if given."""
+def encoding_class(name: str) -> Type["NoteEncoding"]:
+    """The registered class of the encoding called `name`."""
     try:
-        cls = _REGISTRY[name]
+        return _REGISTRY[name]
     except KeyError:
         raise ValueError(f"unknown encoding {name!r}; choose one of "
                          f"{', '.join(available_encodings())}") from None
-    return cls(stats)
+
+
+def get_encoding(name: str, stats: Optional[dict] = None) -> "NoteEncoding":
+    """The encoding called `name`, fitted with `stats` if given."""
+    return encoding_class(name)(stats)
 
 
 def from_config(config: dict) -> "NoteEncoding":
@@ -52,6 +56,9 @@ class NoteEncoding:
 
     name: str = ""
     num_features: int = 0
+    # Bump when encode() writes different features for the same notes: the
+    # symbolic caches hold encoded segments and are keyed by it.
+    version: int = 1
 
     def __init__(self, stats: Optional[dict] = None):
         self.stats = dict(stats) if stats is not None else None
@@ -417,6 +424,7 @@ class OneHot(_RhythmVocabularyEncoding):
       next D           duration class over stats["duration_vocabulary"], one-hot
       next G           onset-gap class over stats["delta_vocabulary"], one-hot
       [next 12         onehot_intervals only: (pitch - previous pitch) mod 12]
+      [next K          chord_size only: notes left in its chord from this note on]
 
     Hot entries are +1, the others -1 (float32). Encoding maps pitches outside
     the training octaves to the nearest one and rhythm values to the nearest
@@ -435,12 +443,17 @@ class OneHot(_RhythmVocabularyEncoding):
     def _num_octaves(self) -> int:
         return int(self.stats["max_pitch"]) // 12 - self._min_octave + 1
 
-    # A fifth group, (pitch - previous pitch) mod 12, redundant with the first two.
-    interval_group = False
-
     def _group_sizes(self):
-        sizes = [12, self._num_octaves, len(self._durations), len(self._deltas)]
-        return sizes + [12] if self.interval_group else sizes
+        return [12, self._num_octaves, len(self._durations), len(self._deltas),
+                *self._extra_group_sizes()]
+
+    def _extra_group_sizes(self) -> list:
+        """Widths of the groups after the four above (subclasses)."""
+        return []
+
+    def _extra_groups(self, pitch, delta_index) -> list:
+        """The one-hot groups whose widths _extra_group_sizes gives."""
+        return []
 
     @property
     def categorical_groups(self):
@@ -457,13 +470,12 @@ class OneHot(_RhythmVocabularyEncoding):
             _one_hot(vocabulary_index(piece[:, notes_lib.DURATION], self._durations),
                      len(self._durations)),
             _one_hot(delta, len(self._deltas)),
+            *self._extra_groups(pitch, delta),
         ]
-        if self.interval_group:
-            groups.append(_one_hot(np.diff(pitch, prepend=pitch[:1]) % 12, 12))
         return np.concatenate(groups, axis=1).reshape(len(piece), self.num_features)
 
     def _decode(self, features):
-        # The interval group, where present, is not read: pitch is absolute.
+        # Extra groups, where present, are not read: pitch is absolute.
         pitch_class, octave, duration, delta = self._split(features)[:4]
         delta = _argmax(delta)
         pitch = self._pitches(_argmax(pitch_class), _argmax(octave), delta)
@@ -547,7 +559,12 @@ class OneHotIntervals(OneHot):
     chords for the network to denoise alongside them. 58 features on Bach."""
 
     name = "onehot_intervals"
-    interval_group = True
+
+    def _extra_group_sizes(self):
+        return [12]
+
+    def _extra_groups(self, pitch, delta_index):
+        return [_one_hot(np.diff(pitch, prepend=pitch[:1]) % 12, 12)]
 
 
 @register_encoding
@@ -558,6 +575,83 @@ class ChordHead(ChordIntervals):
 
     name = "chord_head"
     anchor = "head"
+
+
+MAX_CHORD_SIZE = 8
+
+
+def chord_runs(delta_index, max_size: int = MAX_CHORD_SIZE):
+    """(head flags, notes left in the chord from each note on) of a segment.
+
+    A chord is a head note and the onset-gap-class-0 notes right after it; the
+    segment's first note is always a head, and a run longer than max_size is
+    cut into chords of max_size notes (their heads keep gap class 0). A head's
+    count is its chord's size; the count falls by one per note after it.
+    """
+    follows = np.asarray(delta_index) == 0
+    follows[:1] = False
+    run = np.cumsum(~follows) - 1
+    position = np.arange(len(follows)) - np.flatnonzero(~follows)[run]
+    head = position % max_size == 0
+    chord = np.cumsum(head) - 1
+    start = np.flatnonzero(head)[chord]
+    size = np.bincount(chord)[chord]
+    return head, (size - (np.arange(len(follows)) - start)).astype(np.int64)
+
+
+@register_encoding
+class ChordSize(OneHot):
+    """The `onehot` layout plus a group counting the notes left in the note's
+    chord, itself included (1..K, K = the largest chord of the training split,
+    at most MAX_CHORD_SIZE; see chord_runs): a chord's first note (its head)
+    carries the chord's size, the next one size - 1, and so on down to 1.
+
+    Decoding walks the segment chord by chord: a head's count says how many
+    notes its chord has; those after it get onset gap 0 whatever their gap
+    groups say, the head keeps its own gap class, and the note after the chord
+    is the next head. Followers' counts are not read, but they are why the walk
+    resynchronises: should it land inside an intended chord, that note's count
+    ends its chord where the network meant (with the size on every note, one
+    wrong count shifted every later chord: 9-minute pilot, chord notes 0.77).
+
+    Why: with gap classes alone a chord's size is the number of its notes that
+    each chose gap 0, so the sampler counts it through several independent
+    choices: the one-hot default it replaced wrote too few four-note chords
+    and too many of 5+ notes, where most of its semitone clusters were. Here
+    the size is one categorical choice, whose marginal the network learns
+    directly. 54 features on Bach (K = 8).
+    """
+
+    name = "chord_size"
+
+    def _compute_stats(self, note_arrays):
+        # Per segment, not on _extra_stats' concatenation: there each segment's
+        # first note (gap 0) would join the chord that ends the one before.
+        stats = super()._compute_stats(note_arrays)
+        deltas = stats["delta_vocabulary"]
+        stats["max_chord_size"] = max(
+            int(chord_runs(vocabulary_index(notes[:, notes_lib.DELTA], deltas))[1].max())
+            for notes in note_arrays if len(notes))
+        return stats
+
+    def _extra_group_sizes(self):
+        return [int(self.stats["max_chord_size"])]
+
+    def _extra_groups(self, pitch, delta_index):
+        size = int(self.stats["max_chord_size"])
+        return [_one_hot(chord_runs(delta_index, size)[1] - 1, size)]
+
+    def _decode(self, features):
+        pitch_class, octave, duration, delta, count = self._split(features)
+        count = _argmax(count) + 1
+        head = np.zeros(len(features), bool)
+        note = 0
+        while note < len(features):
+            head[note] = True
+            note += int(count[note])
+        delta = np.where(head, _argmax(delta), 0)
+        pitch = self._pitches(_argmax(pitch_class), _argmax(octave), delta)
+        return self._notes(pitch, self._durations[_argmax(duration)], self._deltas[delta])
 
 
 @register_encoding

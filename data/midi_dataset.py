@@ -5,8 +5,8 @@ Layout of one cache, `<cache_dir>/midi-<key>/`:
   stats.json      the encoding's statistics (fitted on the train split only)
   summary.json    what was read, skipped and produced
 
-The key hashes the data parameters and the source files (ids, sizes, mtimes),
-so changing either builds a new cache. A cache is built in a temporary folder
+The key hashes the data parameters, the encoding's version and the source
+files (ids, sizes, mtimes), so changing any of them builds a new cache. A cache is built in a temporary folder
 and renamed into place, so a folder named midi-<key> is always complete.
 """
 
@@ -57,7 +57,8 @@ def data_parameters(params) -> dict:
 
 
 def cache_key(params, corpus: corpora.Corpus) -> str:
-    """Hash of the data parameters and of every source file's id, size and mtime."""
+    """Hash of the data parameters, the encoding's version and every source
+    file's id, size and mtime."""
     sources = []
     for piece in corpus.pieces:
         try:
@@ -67,6 +68,9 @@ def cache_key(params, corpus: corpora.Corpus) -> str:
             sources.append([piece.piece_id, piece.split, None, None])
     description = {"format": FORMAT_VERSION, "params": data_parameters(params),
                    "sources": sources, "skipped_sources": [list(s) for s in corpus.skipped]}
+    version = encodings.encoding_class(params.encoding).version
+    if version != 1:  # version 1 leaves the keys of caches built before versions alone
+        description["encoding_version"] = version
     blob = json.dumps(description, sort_keys=True).encode("utf-8")
     return hashlib.sha1(blob).hexdigest()[:16]
 

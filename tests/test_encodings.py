@@ -115,8 +115,8 @@ def test_empty_piece_encodes_to_empty_features(pieces):
 
 # --- exactly decodable encodings: onehot, analog_bits, log_grid ---------------
 
-DISCRETE = ["onehot", "onehot_intervals", "chord_intervals", "chord_head", "analog_bits",
-            "log_grid"]
+DISCRETE = ["onehot", "onehot_intervals", "chord_intervals", "chord_head", "chord_size",
+            "analog_bits", "log_grid"]
 BACH_DURATIONS = [1.0, 0.5, 2.0, 0.25, 1.5, 3.0, 4.0, 0.75, 0.125, 1.75]
 BACH_GAPS = [0.5, 1.0, 0.25, 2.0, 3.0, 0.125]
 
@@ -218,11 +218,15 @@ def test_out_of_vocabulary_rhythm_decodes_to_nearest_in_log_space(name, chorales
 
 
 @pytest.mark.parametrize("name", ["onehot", "onehot_intervals", "chord_intervals", "chord_head",
-                                  "analog_bits"])
+                                  "chord_size", "analog_bits"])
 def test_features_are_plus_minus_one(name, chorales):
     encoding = _fitted(name, chorales)
     features = np.concatenate([encoding.encode(p) for p in chorales])
     assert set(np.unique(features)) == {-1.0, 1.0}
+    if encoding.categorical_groups:  # one-hot layouts: one +1 per group
+        bounds = np.cumsum(encoding.categorical_groups)[:-1]
+        for group in np.split(features, bounds, axis=1):
+            assert ((group > 0).sum(axis=1) == 1).all()
 
 
 def test_onehot_layout_has_one_hot_entry_per_group(chorales):
@@ -308,6 +312,52 @@ def test_onehot_intervals_add_a_redundant_interval_group_that_decoding_ignores()
     np.testing.assert_array_equal(np.argmax(features[:, -12:], axis=1), [0, 4, 3, 5, 2, 3, 4, 5])
     features[:, -12:] = np.roll(features[:, -12:], 5, axis=1)  # contradict every interval
     np.testing.assert_array_equal(encoding.decode(features), onehot.decode(onehot.encode(piece)))
+
+
+def test_chord_runs_cut_chords_at_nonzero_gaps_and_at_the_size_cap():
+    # Gap classes: a segment starting inside a chord, a 4-note chord, a single
+    # note, then an 11-note run cut into chords of 8 and 3 (the 3's head keeps 0).
+    delta_index = np.array([0, 0, 3, 0, 0, 0, 2] + [1] + [0] * 10)
+    head, count = encodings.chord_runs(delta_index, max_size=8)
+    np.testing.assert_array_equal(np.flatnonzero(head), [0, 2, 6, 7, 15])
+    np.testing.assert_array_equal(count, [2, 1, 4, 3, 2, 1, 1, 8, 7, 6, 5, 4, 3, 2, 1, 3, 2, 1])
+    assert encodings.chord_runs(np.zeros(0, np.int64))[1].shape == (0,)
+
+
+def test_chord_size_cuts_chords_larger_than_the_training_split_s_and_round_trips():
+    encoding = _fitted("chord_size", [_chord_piece()])  # chords of 4: K = 4
+    pitches = np.arange(48, 58)  # one 10-note chord, then a note a beat later
+    piece = notes_lib.from_onsets(np.r_[pitches, 60], np.r_[np.zeros(10), 1.0],
+                                  np.ones(11), np.full(11, 80))
+    features = encoding.encode(piece)
+    np.testing.assert_array_equal(_groups(encoding, features)[-1] + 1,
+                                  [4, 3, 2, 1, 4, 3, 2, 1, 2, 1, 1])
+    np.testing.assert_array_equal(encoding.decode(features)[:, :3], piece[:, :3])
+
+
+def test_chord_size_counts_down_each_chord_and_decodes_from_the_heads():
+    piece = _chord_piece()
+    encoding = _fitted("chord_size", [piece])
+    onehot = _fitted("onehot", [piece])
+    assert encoding.stats["max_chord_size"] == 4
+    assert encoding.categorical_groups == onehot.categorical_groups + [4]
+    features = encoding.encode(piece)
+    np.testing.assert_array_equal(features[:, :-4], onehot.encode(piece))
+    np.testing.assert_array_equal(_groups(encoding, features)[-1] + 1, [4, 3, 2, 1] * 2)
+    gap_start = sum(encoding.categorical_groups[:3])
+    gap_end = gap_start + encoding.categorical_groups[3]
+    # Followers' gaps and counts are not read: the heads' counts fix the chords.
+    noisy = features.copy()
+    noisy[[1, 6], gap_start:gap_end] = np.roll(noisy[[1, 6], gap_start:gap_end], 1, axis=1)
+    noisy[[2, 7], gap_end:] = np.roll(noisy[[2, 7], gap_end:], 2, axis=1)
+    np.testing.assert_array_equal(encoding.decode(noisy), encoding.decode(features))
+    # A first chord of 1 note: E3 becomes a head whose gap class (set to 1
+    # beat here) is read, and its count (3) ends its chord where the encoded
+    # one ended, so D3 still heads the second chord.
+    features[0, gap_end:] = encodings._one_hot(np.array([0]), 4)
+    features[1, gap_start:gap_end] = encodings._one_hot(np.array([1]), 2)
+    decoded = encoding.decode(features)
+    np.testing.assert_array_equal(decoded[:, notes_lib.DELTA], [0, 1, 0, 0, 1, 0, 0, 0])
 
 
 def test_chord_intervals_decode_the_gap_before_the_pitch():

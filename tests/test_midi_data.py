@@ -291,7 +291,8 @@ def test_statistics_come_from_the_train_split_only(mixed_folder, tmp_path):
     assert decoded[:, 0].max() <= highest + 2  # out-of-range test notes clip
 
 
-def test_cache_is_reused_and_rebuilt_when_sources_or_parameters_change(mixed_folder, tmp_path):
+def test_cache_is_reused_and_rebuilt_when_sources_or_parameters_change(mixed_folder, tmp_path,
+                                                                      monkeypatch):
     params = _params(mixed_folder, tmp_path, transpose=0)
     first = midi_dataset.prepare(params, progress=False)
     assert first.summary["reused"] is False
@@ -302,6 +303,11 @@ def test_cache_is_reused_and_rebuilt_when_sources_or_parameters_change(mixed_fol
     changed_params = midi_dataset.prepare(params.replace(hop=16), progress=False)
     assert changed_params.cache_path != first.cache_path
     assert changed_params.summary["segments"]["train"] == 6
+    with monkeypatch.context() as patch:  # an encoding that now writes other features
+        patch.setattr(type(first.encoding), "version", 2)
+        new_encoding = midi_dataset.prepare(params, progress=False)
+    assert new_encoding.cache_path != first.cache_path
+    assert new_encoding.summary["reused"] is False
 
     good = mixed_folder / f"{_names_in_split('train', 1)[0]}.mid"
     write_test_midi(good, [(0, 0, long_piece(np.random.default_rng(9), 80))])
