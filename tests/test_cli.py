@@ -145,3 +145,10 @@ def test_init_from_starts_a_new_run_from_exported_weights(corpus, tiny_weights, 
     assert refused.stderr.strip().splitlines()[-1] == (
         f"error: {tiny_weights} was trained with --causal=True; pass the same --causal "
         "to fine-tune it")
+    # Same width, other meaning: log-pitch triples read as Hz triples.
+    refused = run("train.py", *common, f"--init_from={tiny_weights}", "--encoding=seed_hz",
+                  f"--model_dir={tmp_path / 'hz'}", check=False)
+    assert refused.returncode != 0
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: {tiny_weights} was trained with --encoding=seed_log; pass the same "
+        "--encoding to fine-tune it")
