@@ -616,8 +616,8 @@ class ChordSize(OneHot):
 
     Why: with gap classes alone a chord's size is the number of its notes that
     each chose gap 0, so the sampler counts it through several independent
-    choices: the one-hot default it replaced wrote too few four-note chords
-    and too many of 5+ notes, where most of its semitone clusters were. Here
+    choices: the shipped one-hot model writes too few four-note chords
+    and too many of 5+ notes, where most of its semitone clusters are. Here
     the size is one categorical choice, whose marginal the network learns
     directly. 54 features on Bach (K = 8).
     """
