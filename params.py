@@ -167,13 +167,14 @@ PRESETS = {
 # The CPU default (about 1.5M parameters): the best variant of the comparison
 # at equal training time (README, "Musical quality"): the categorical
 # objective with a bidirectional U-Net, since diffusion denoises every note
-# at once and a causal one drops the later notes' evidence. (chord_size won
-# at 9 minutes but tied it at full length on the training split: README.) XLA makes its step 1.6x
-# faster on a 2-core CPU (bench/train.py); it slows the waveform UNet's. For the
-# full-length run the 702 chorale windows are too few (held-out loss flat from
-# ~5k steps): overlapping windows (4x) and dropout keep it learning, and time
-# warping (CDCD) draws t where the cross-entropy changes instead of uniformly
-# (24k steps, 82 min here; README, "Shipped weights").
+# at once and a causal one drops the later notes' evidence (chord_size won
+# at 9 minutes but tied it at full length on the training split: README).
+# XLA makes its step 1.6x faster on a 2-core CPU (bench/train.py); it slows
+# the waveform UNet's. For the full-length run the 702 chorale windows are too
+# few (held-out loss flat from ~5k steps): overlapping windows (4x) and
+# dropout keep it learning, and time warping (CDCD) draws t where the
+# cross-entropy changes instead of uniformly (24k steps, 82 min here; README,
+# "Shipped weights").
 # Its sampling defaults were chosen on the training split (bench/tune_on_train.py):
 # log-SNR spacing puts 10 of 20 steps at t > 0.96T, where the cosine schedule's
 # log-SNR plunges but x_t is still noise; steps even in the learned warp go

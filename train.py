@@ -101,11 +101,7 @@ def main(argv):
         print(f"resumed from step {int(trainer.step.numpy())}")
     elif FLAGS.init_from:
         source = weights.load(FLAGS.init_from)
-        if source.encoding.name != prepared.encoding.name:  # same width is not enough
-            raise ValueError(f"{FLAGS.init_from} was trained with --encoding="
-                             f"{source.encoding.name}; pass the same --encoding to "
-                             "fine-tune it")
-        trainer.initialise_from(source.model, FLAGS.init_from)
+        trainer.initialise_from(source.model, FLAGS.init_from, source.encoding.name)
         print(f"initialised from {FLAGS.init_from} ({source.metadata.get('step', '?')} steps)")
     held_out = None
     if prepared.num_examples("test"):

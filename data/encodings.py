@@ -590,13 +590,12 @@ def chord_runs(delta_index, max_size: int = MAX_CHORD_SIZE):
     """
     follows = np.asarray(delta_index) == 0
     follows[:1] = False
+    index = np.arange(len(follows))
     run = np.cumsum(~follows) - 1
-    position = np.arange(len(follows)) - np.flatnonzero(~follows)[run]
-    head = position % max_size == 0
+    head = (index - np.flatnonzero(~follows)[run]) % max_size == 0
     chord = np.cumsum(head) - 1
-    start = np.flatnonzero(head)[chord]
-    size = np.bincount(chord)[chord]
-    return head, (size - (np.arange(len(follows)) - start)).astype(np.int64)
+    left = np.bincount(chord)[chord] - (index - np.flatnonzero(head)[chord])
+    return head, left.astype(np.int64)
 
 
 @register_encoding

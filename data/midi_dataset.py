@@ -6,8 +6,9 @@ Layout of one cache, `<cache_dir>/midi-<key>/`:
   summary.json    what was read, skipped and produced
 
 The key hashes the data parameters, the encoding's version and the source
-files (ids, sizes, mtimes), so changing any of them builds a new cache. A cache is built in a temporary folder
-and renamed into place, so a folder named midi-<key> is always complete.
+files (ids, sizes, mtimes), so changing any of them builds a new cache. A
+cache is built in a temporary folder and renamed into place, so a folder
+named midi-<key> is always complete.
 """
 
 import hashlib

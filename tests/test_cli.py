@@ -133,22 +133,19 @@ def test_init_from_starts_a_new_run_from_exported_weights(corpus, tiny_weights, 
     assert len(source) == len(copy) > 0
     assert all(np.array_equal(a, b) for a, b in zip(source, copy))
 
-    refused = run("train.py", *common, f"--init_from={tiny_weights}", "--input_channels=4",
-                  f"--model_dir={tmp_path / 'other'}", check=False)
-    assert refused.returncode != 0
-    assert refused.stderr.strip().splitlines()[-1].startswith(
+    def refusal(flag, name):
+        refused = run("train.py", *common, f"--init_from={tiny_weights}", flag,
+                      f"--model_dir={tmp_path / name}", check=False)
+        assert refused.returncode != 0
+        return refused.stderr.strip().splitlines()[-1]
+
+    assert refusal("--input_channels=4", "other").startswith(
         f"error: {tiny_weights} holds another architecture")
     # Same shapes, other function: a causal network's weights in a bidirectional one.
-    refused = run("train.py", *common, f"--init_from={tiny_weights}", "--causal=false",
-                  f"--model_dir={tmp_path / 'bidirectional'}", check=False)
-    assert refused.returncode != 0
-    assert refused.stderr.strip().splitlines()[-1] == (
+    assert refusal("--causal=false", "bidirectional") == (
         f"error: {tiny_weights} was trained with --causal=True; pass the same --causal "
         "to fine-tune it")
     # Same width, other meaning: log-pitch triples read as Hz triples.
-    refused = run("train.py", *common, f"--init_from={tiny_weights}", "--encoding=seed_hz",
-                  f"--model_dir={tmp_path / 'hz'}", check=False)
-    assert refused.returncode != 0
-    assert refused.stderr.strip().splitlines()[-1] == (
+    assert refusal("--encoding=seed_hz", "hz") == (
         f"error: {tiny_weights} was trained with --encoding=seed_log; pass the same "
         "--encoding to fine-tune it")

@@ -11,6 +11,7 @@ import json
 import os
 import shutil
 import time
+from typing import Optional
 
 import keras
 import numpy as np
@@ -319,9 +320,14 @@ class Trainer:
         self._start_iterator()
         return latest is not None
 
-    def initialise_from(self, model, source: str) -> None:
+    def initialise_from(self, model, source: str, encoding: Optional[str] = None) -> None:
         """Starts a new run from another model's weights (fine-tuning): they
-        become both the trained weights and the EMA. Refuses another architecture."""
+        become both the trained weights and the EMA. Refuses another
+        architecture, and another `encoding` (its name) where given."""
+        # Same width is not enough: log-pitch and Hz triples are both 3 features.
+        if encoding is not None and encoding != self.params.encoding:
+            raise ValueError(f"{source} was trained with --encoding={encoding}; pass the "
+                             "same --encoding to fine-tune it")
         theirs = [tuple(w.shape) for w in model.weights]
         ours = [tuple(w.shape) for w in self.model.weights]
         # Causal and bidirectional networks have the same shapes but compute
