@@ -179,10 +179,12 @@ PRESETS = {
 # log-SNR spacing puts 10 of 20 steps at t > 0.96T, where the cosine schedule's
 # log-SNR plunges but x_t is still noise; steps even in the learned warp go
 # where key and melody are decided, and the SDE's fresh noise corrects early
-# choices.
+# choices. 100 steps rather than 20: interval distance 0.023 against 0.030 and
+# clusters 0.052 against 0.079 (4 seeds; 200 steps no better), 19 s for 80
+# pieces on one core.
 PRESETS["midi_cpu"] = PRESETS["midi_bidir"].replace(
     jit_compile=True, train_hop=32, dropout=0.1, time_warping=True,
-    train_steps=24000, sampler="dpmpp_sde", sample_spacing="warp")
+    train_steps=24000, sampler="dpmpp_sde", sample_spacing="warp", sample_steps=100)
 # Transformer with FiLM time conditioning (seed 001), for comparison.
 PRESETS["midi_transformer"] = PRESETS["midi_cpu"].replace(model="transformer",
                                                           jit_compile=False)
