@@ -27,6 +27,9 @@ flags.DEFINE_string("model_dir", None, "checkpoints and TensorBoard logs "
                     "(default runs/<preset>)")
 flags.DEFINE_boolean("prepare_only", False, "build the dataset cache, print its summary, stop")
 flags.DEFINE_string("export", None, "write the EMA weights folder here after training")
+# training.weights.STORAGE_DTYPES (spelled out: importing it loads TensorFlow)
+flags.DEFINE_enum("export_dtype", "float32", ["float32", "float16"],
+                  "how --export stores the weights (float16 halves the file)")
 flags.DEFINE_string("init_from", None, "start a new run from an exported weights folder "
                     "(fine-tuning, e.g. weights/wave on your own audio); ignored when "
                     "--model_dir already holds a checkpoint")
@@ -132,7 +135,7 @@ def main(argv):
                      if k in prepared.summary},
         }
         out = weights.export(FLAGS.export, params, prepared.encoding, trainer.ema_model,
-                             metadata, overwrite=FLAGS.overwrite)
+                             metadata, overwrite=FLAGS.overwrite, dtype=FLAGS.export_dtype)
         print(f"exported EMA weights to {out}")
     return 0
 

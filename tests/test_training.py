@@ -198,6 +198,55 @@ def test_export_and_load_round_trip(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["run", "weights"]  # no staging left
 
 
+def test_float16_export_halves_the_file_and_loads_the_rounded_weights(tmp_path):
+    import h5py
+
+    trainer = make_trainer(tmp_path / "run", train_steps=1)
+    encoding = encodings.get_encoding("seed_log", {
+        "encoding": "seed_log", "features": ["midi_pitch", "duration", "delta"],
+        "minimum": [40, 0.25, 0], "maximum": [80, 4, 4], "mean_velocity": 90.0,
+        "num_notes": 10})
+    full, half = tmp_path / "full", tmp_path / "half"
+    weights.export(full, trainer.params, encoding, trainer.ema_model, {})
+    weights.export(half, trainer.params, encoding, trainer.ema_model, {}, dtype="float16")
+    def arrays(folder):
+        found = []
+        with h5py.File(folder / weights.WEIGHTS_FILE, "r") as handle:
+            handle.visititems(lambda name, item: found.append((item.dtype, item.nbytes))
+                              if isinstance(item, h5py.Dataset) else None)
+        return found
+
+    assert {dtype for dtype, _ in arrays(full)} == {np.dtype("float32")}
+    assert {dtype for dtype, _ in arrays(half)} == {np.dtype("float16")}
+    assert sum(n for _, n in arrays(full)) == 2 * sum(n for _, n in arrays(half)) > 0
+    assert os.stat(half / weights.WEIGHTS_FILE).st_mode == os.stat(full / weights.WEIGHTS_FILE).st_mode
+    loaded = weights.load(str(half))
+    for variable, original in zip(loaded.model.weights, trainer.ema_model.weights):
+        assert variable.dtype == "float32"
+        np.testing.assert_array_equal(
+            variable.numpy(), original.numpy().astype(np.float16).astype(np.float32))
+    x = tf.random.stateless_normal([2, 16, FEATURES], [1, 2])
+    t = tf.constant([3.0, 700.0])
+    np.testing.assert_allclose(loaded.model([x, t]).numpy(),
+                               trainer.ema_model([x, t]).numpy(), rtol=0.02, atol=0.02)
+    with pytest.raises(ValueError, match="unknown weights dtype 'int8'"):
+        weights.store_as(str(half / weights.WEIGHTS_FILE), "int8")
+
+
+def test_float16_storage_refuses_values_out_of_range(tmp_path):
+    import h5py
+
+    path = tmp_path / "big.weights.h5"
+    with h5py.File(path, "w") as handle:
+        handle.create_group("layer").create_dataset("kernel", data=np.array([1.0, 7e4], np.float32))
+    before = path.read_bytes()
+    with pytest.raises(ValueError, match=r"big\.weights\.h5: /layer/kernel has values beyond "
+                                         r"float16's range \(largest 7e\+04\)"):
+        weights.store_as(str(path), "float16")
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["big.weights.h5"]  # no staging file left
+
+
 def test_weights_errors_are_one_line_with_a_remedy(tmp_path):
     with pytest.raises(weights.WeightsError, match=r"no weights folder .*train\.py --export"):
         weights.load(str(tmp_path / "missing"))

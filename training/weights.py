@@ -3,7 +3,8 @@
 A folder holds
   params.json          the params.Params the model was trained with
   encoding.json        the data encoding and its training-split statistics
-  ema.weights.h5       the EMA weights (HDF5 arrays: loading runs no code, no pickle)
+  ema.weights.h5       the EMA weights (HDF5 arrays: loading runs no code, no pickle),
+                       float32, or float16 to halve the file (`store_as`)
   metadata.json        steps, training time, held-out losses, data summary
 It is written to a temporary sibling and renamed into place, so a folder under
 the final name is always complete.
@@ -15,12 +16,15 @@ import os
 import shutil
 import tempfile
 
+import numpy as np
+
 import params as params_lib
 from data import encodings
 from training.trainer import build_denoiser
 
 WEIGHTS_FILE = "ema.weights.h5"
 FILES = ("params.json", "encoding.json", WEIGHTS_FILE, "metadata.json")
+STORAGE_DTYPES = ("float32", "float16")
 
 
 class WeightsError(Exception):
@@ -40,8 +44,54 @@ def _write_json(path, value):
         json.dump(value, handle, indent=2, sort_keys=True)
 
 
-def export(out_dir, params, encoding, ema_model, metadata, overwrite=False):
-    """Writes a weights folder atomically; refuses to replace one unless overwrite."""
+def store_as(weights_file, dtype):
+    """Rewrites the floating-point arrays of a .weights.h5 file in `dtype`, atomically.
+
+    Loading assigns them to the model's float32 variables, so float16 only
+    rounds the stored values (11 significant bits) and halves the file. An
+    array beyond float16's range is refused and the file left as it was.
+    """
+    import h5py
+
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"unknown weights dtype {dtype!r}; choose {' or '.join(STORAGE_DTYPES)}")
+    target = np.dtype(dtype)
+    handle, staging = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(weights_file)),
+                                       suffix=".h5")
+    os.close(handle)
+
+    def copy(source, destination):
+        destination.attrs.update(source.attrs)
+        for name, item in source.items():
+            if isinstance(item, h5py.Group):
+                copy(item, destination.create_group(name))
+                continue
+            values = item[()]
+            if np.issubdtype(values.dtype, np.floating):
+                with np.errstate(over="ignore"):  # checked on the next line
+                    cast = values.astype(target)
+                if not np.array_equal(np.isfinite(cast), np.isfinite(values)):
+                    raise ValueError(f"{weights_file}: {item.name} has values beyond "
+                                     f"{dtype}'s range (largest {np.nanmax(np.abs(values)):.3g})")
+                values = cast
+            destination.create_dataset(name, data=values).attrs.update(item.attrs)
+
+    try:
+        with h5py.File(weights_file, "r") as source, h5py.File(staging, "w") as destination:
+            copy(source, destination)
+        shutil.copymode(weights_file, staging)  # mkstemp's file is private (0600)
+        os.replace(staging, weights_file)
+    finally:
+        if os.path.exists(staging):
+            os.remove(staging)
+
+
+def export(out_dir, params, encoding, ema_model, metadata, overwrite=False,
+           dtype="float32"):
+    """Writes a weights folder atomically; refuses to replace one unless overwrite.
+
+    dtype: how the weights are stored ("float16" halves the file; `store_as`).
+    """
     out_dir = os.path.abspath(out_dir)
     if os.path.exists(out_dir) and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; pass --overwrite to replace it")
@@ -53,6 +103,8 @@ def export(out_dir, params, encoding, ema_model, metadata, overwrite=False):
         _write_json(os.path.join(staging, "encoding.json"), encoding.get_config())
         _write_json(os.path.join(staging, "metadata.json"), metadata)
         ema_model.save_weights(os.path.join(staging, WEIGHTS_FILE))
+        if dtype != "float32":
+            store_as(os.path.join(staging, WEIGHTS_FILE), dtype)
         os.chmod(staging, 0o755)
         if os.path.exists(out_dir):
             # Keep the old folder until the new one is in place.
