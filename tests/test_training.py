@@ -175,13 +175,17 @@ def test_sampling_follows_the_params_step_spacing(tmp_path):
     np.testing.assert_array_equal(sample("", "ddpm"), sample("uniform", "ddpm"))
 
 
-def test_export_and_load_round_trip(tmp_path):
-    trainer = make_trainer(tmp_path / "run", train_steps=1)
-    trainer.fit(progress=False)
-    encoding = encodings.get_encoding("seed_log", {
+def seed_log_encoding():
+    return encodings.get_encoding("seed_log", {
         "encoding": "seed_log", "features": ["midi_pitch", "duration", "delta"],
         "minimum": [40, 0.25, 0], "maximum": [80, 4, 4], "mean_velocity": 90.0,
         "num_notes": 10})
+
+
+def test_export_and_load_round_trip(tmp_path):
+    trainer = make_trainer(tmp_path / "run", train_steps=1)
+    trainer.fit(progress=False)
+    encoding = seed_log_encoding()
     out = tmp_path / "weights"
     weights.export(out, trainer.params, encoding, trainer.ema_model, {"step": 1})
     loaded = weights.load(str(out))
@@ -202,13 +206,11 @@ def test_float16_export_halves_the_file_and_loads_the_rounded_weights(tmp_path):
     import h5py
 
     trainer = make_trainer(tmp_path / "run", train_steps=1)
-    encoding = encodings.get_encoding("seed_log", {
-        "encoding": "seed_log", "features": ["midi_pitch", "duration", "delta"],
-        "minimum": [40, 0.25, 0], "maximum": [80, 4, 4], "mean_velocity": 90.0,
-        "num_notes": 10})
+    encoding = seed_log_encoding()
     full, half = tmp_path / "full", tmp_path / "half"
     weights.export(full, trainer.params, encoding, trainer.ema_model, {})
     weights.export(half, trainer.params, encoding, trainer.ema_model, {}, dtype="float16")
+
     def arrays(folder):
         found = []
         with h5py.File(folder / weights.WEIGHTS_FILE, "r") as handle:
@@ -219,7 +221,8 @@ def test_float16_export_halves_the_file_and_loads_the_rounded_weights(tmp_path):
     assert {dtype for dtype, _ in arrays(full)} == {np.dtype("float32")}
     assert {dtype for dtype, _ in arrays(half)} == {np.dtype("float16")}
     assert sum(n for _, n in arrays(full)) == 2 * sum(n for _, n in arrays(half)) > 0
-    assert os.stat(half / weights.WEIGHTS_FILE).st_mode == os.stat(full / weights.WEIGHTS_FILE).st_mode
+    modes = [os.stat(folder / weights.WEIGHTS_FILE).st_mode for folder in (full, half)]
+    assert modes[0] == modes[1]
     loaded = weights.load(str(half))
     for variable, original in zip(loaded.model.weights, trainer.ema_model.weights):
         assert variable.dtype == "float32"

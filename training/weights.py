@@ -68,7 +68,7 @@ def store_as(weights_file, dtype):
                 continue
             values = item[()]
             if np.issubdtype(values.dtype, np.floating):
-                with np.errstate(over="ignore"):  # checked on the next line
+                with np.errstate(over="ignore"):  # an overflow is refused below
                     cast = values.astype(target)
                 if not np.array_equal(np.isfinite(cast), np.isfinite(values)):
                     raise ValueError(f"{weights_file}: {item.name} has values beyond "
