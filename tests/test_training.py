@@ -218,9 +218,10 @@ def test_float16_export_halves_the_file_and_loads_the_rounded_weights(tmp_path):
                               if isinstance(item, h5py.Dataset) else None)
         return found
 
-    assert {dtype for dtype, _ in arrays(full)} == {np.dtype("float32")}
-    assert {dtype for dtype, _ in arrays(half)} == {np.dtype("float16")}
-    assert sum(n for _, n in arrays(full)) == 2 * sum(n for _, n in arrays(half)) > 0
+    full_arrays, half_arrays = arrays(full), arrays(half)
+    assert {dtype for dtype, _ in full_arrays} == {np.dtype("float32")}
+    assert {dtype for dtype, _ in half_arrays} == {np.dtype("float16")}
+    assert sum(n for _, n in full_arrays) == 2 * sum(n for _, n in half_arrays) > 0
     modes = [os.stat(folder / weights.WEIGHTS_FILE).st_mode for folder in (full, half)]
     assert modes[0] == modes[1]
     loaded = weights.load(str(half))
