@@ -80,10 +80,11 @@ def cdf(t, num_timesteps, probabilities):
 
 
 def sampling_grid(num_timesteps, probabilities, num_steps, t_start):
-    """num_steps timesteps from t_start down to 0, evenly spaced in F: the
-    sampler spends its steps where training found the loss to change."""
-    if num_steps == 1:
-        return np.array([float(t_start)])
+    """num_steps >= 2 timesteps from t_start down to 0, evenly spaced in F: the
+    sampler spends its steps where training found the loss to change
+    (samplers.timestep_grid handles a single step)."""
+    if num_steps < 2:
+        raise ValueError(f"sampling_grid needs at least 2 steps, got {num_steps}")
     u = np.linspace(cdf(t_start, num_timesteps, probabilities), 0.0, num_steps)
     grid = inverse_cdf(u, num_timesteps, probabilities).numpy().astype(np.float64)
     grid[0], grid[-1] = t_start, 0.0

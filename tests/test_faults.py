@@ -74,13 +74,21 @@ def assert_same_weights(folder_a, folder_b):
         np.testing.assert_array_equal(a[name], b[name], err_msg=name)
 
 
-def test_sigkill_then_resume_gives_identical_weights(data_flags, tmp_path):
-    steps = ["--train_steps=12", "--ckpt_every=2", "--eval_every=1000"]
-    train([*data_flags, *steps, f"--model_dir={tmp_path / 'straight'}",
-           f"--export={tmp_path / 'straight_weights'}"])
+# Both kill tests interrupt this run and must end with its uninterrupted weights.
+KILL_STEPS = ["--train_steps=12", "--ckpt_every=2", "--eval_every=1000"]
 
+
+@pytest.fixture(scope="module")
+def straight_weights(data_flags, tmp_path_factory):
+    base = tmp_path_factory.mktemp("straight")
+    train([*data_flags, *KILL_STEPS, f"--model_dir={base / 'run'}",
+           f"--export={base / 'weights'}"])
+    return base / "weights"
+
+
+def test_sigkill_then_resume_gives_identical_weights(data_flags, straight_weights, tmp_path):
     model_dir = tmp_path / "killed"
-    command = [sys.executable, "train.py", *data_flags, *steps, f"--model_dir={model_dir}",
+    command = [sys.executable, "train.py", *data_flags, *KILL_STEPS, f"--model_dir={model_dir}",
                f"--export={tmp_path / 'killed_weights'}"]
     process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
@@ -95,10 +103,10 @@ def test_sigkill_then_resume_gives_identical_weights(data_flags, tmp_path):
     killed_at = state.read_text()
     assert "ckpt-12" not in killed_at, "the run finished before it was killed"
 
-    resumed = train([*data_flags, *steps, f"--model_dir={model_dir}",
+    resumed = train([*data_flags, *KILL_STEPS, f"--model_dir={model_dir}",
                      f"--export={tmp_path / 'killed_weights'}"])
     assert "resumed from step" in resumed.stdout
-    assert_same_weights(tmp_path / "straight_weights", tmp_path / "killed_weights")
+    assert_same_weights(straight_weights, tmp_path / "killed_weights")
 
 
 KILL_IN_SAVE = textwrap.dedent("""
@@ -119,21 +127,19 @@ KILL_IN_SAVE = textwrap.dedent("""
 """)
 
 
-def test_kill_inside_checkpoint_write_keeps_previous_checkpoint(data_flags, tmp_path):
-    steps = ["--train_steps=6", "--ckpt_every=2", "--eval_every=1000"]
+def test_kill_inside_checkpoint_write_keeps_previous_checkpoint(data_flags, straight_weights,
+                                                               tmp_path):
     model_dir = tmp_path / "run"
-    killed = subprocess.run([sys.executable, "-c", KILL_IN_SAVE, *data_flags, *steps,
+    killed = subprocess.run([sys.executable, "-c", KILL_IN_SAVE, *data_flags, *KILL_STEPS,
                              f"--model_dir={model_dir}"], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL
     state = (model_dir / "checkpoints" / "checkpoint").read_text()
     assert 'model_checkpoint_path: "ckpt-2"' in state
-    resumed = train([*data_flags, *steps, f"--model_dir={model_dir}",
+    resumed = train([*data_flags, *KILL_STEPS, f"--model_dir={model_dir}",
                      f"--export={tmp_path / 'weights'}"])
     assert "resumed from step 2" in resumed.stdout
-    train([*data_flags, *steps, f"--model_dir={tmp_path / 'straight'}",
-           f"--export={tmp_path / 'straight_weights'}"])
-    assert_same_weights(tmp_path / "straight_weights", tmp_path / "weights")
+    assert_same_weights(straight_weights, tmp_path / "weights")
 
 
 ONE_STEP = textwrap.dedent("""

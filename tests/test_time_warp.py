@@ -156,6 +156,11 @@ def test_sampling_grid_is_even_in_the_learned_cdf():
     assert variation[0] == 300.0 and variation[-1] == 0.0
     np.testing.assert_allclose(time_warp.cdf(variation, T, p),
                                np.linspace(time_warp.cdf(300.0, T, p), 0.0, 5), atol=1e-6)
+    # one step is the samplers' case (straight from t_start to clean), not the warp's
+    np.testing.assert_array_equal(samplers.timestep_grid(schedule, 1, list(p), 300.0),
+                                  [300.0, -1.0])
+    with pytest.raises(ValueError, match="at least 2 steps"):
+        time_warp.sampling_grid(T, p, 1, 300.0)
 
 
 def test_cdf_inverts_inverse_cdf():

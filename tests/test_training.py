@@ -11,6 +11,8 @@ import params as params_lib
 from data import encodings
 from training import pipeline, trainer as trainer_lib, weights
 
+from test_faults import exported_weights
+
 FEATURES = 3
 
 
@@ -203,8 +205,6 @@ def test_export_and_load_round_trip(tmp_path):
 
 
 def test_float16_export_halves_the_file_and_loads_the_rounded_weights(tmp_path):
-    import h5py
-
     trainer = make_trainer(tmp_path / "run", train_steps=1)
     encoding = seed_log_encoding()
     full, half = tmp_path / "full", tmp_path / "half"
@@ -212,11 +212,7 @@ def test_float16_export_halves_the_file_and_loads_the_rounded_weights(tmp_path):
     weights.export(half, trainer.params, encoding, trainer.ema_model, {}, dtype="float16")
 
     def arrays(folder):
-        found = []
-        with h5py.File(folder / weights.WEIGHTS_FILE, "r") as handle:
-            handle.visititems(lambda name, item: found.append((item.dtype, item.nbytes))
-                              if isinstance(item, h5py.Dataset) else None)
-        return found
+        return [(array.dtype, array.nbytes) for array in exported_weights(folder).values()]
 
     full_arrays, half_arrays = arrays(full), arrays(half)
     assert {dtype for dtype, _ in full_arrays} == {np.dtype("float32")}
@@ -235,6 +231,11 @@ def test_float16_export_halves_the_file_and_loads_the_rounded_weights(tmp_path):
                                trainer.ema_model([x, t]).numpy(), rtol=0.02, atol=0.02)
     with pytest.raises(ValueError, match="unknown weights dtype 'int8'"):
         weights.store_as(str(half / weights.WEIGHTS_FILE), "int8")
+    # export refuses it before writing anything (no model is even needed)
+    before = sorted(os.listdir(tmp_path))
+    with pytest.raises(ValueError, match="unknown weights dtype 'int8'"):
+        weights.export(tmp_path / "int8", trainer.params, encoding, None, {}, dtype="int8")
+    assert sorted(os.listdir(tmp_path)) == before
 
 
 def test_float16_storage_refuses_values_out_of_range(tmp_path):

@@ -44,6 +44,12 @@ def _write_json(path, value):
         json.dump(value, handle, indent=2, sort_keys=True)
 
 
+def _storage_dtype(dtype):
+    if dtype not in STORAGE_DTYPES:
+        raise ValueError(f"unknown weights dtype {dtype!r}; choose {' or '.join(STORAGE_DTYPES)}")
+    return np.dtype(dtype)
+
+
 def store_as(weights_file, dtype):
     """Rewrites the floating-point arrays of a .weights.h5 file in `dtype`, atomically.
 
@@ -53,9 +59,7 @@ def store_as(weights_file, dtype):
     """
     import h5py
 
-    if dtype not in STORAGE_DTYPES:
-        raise ValueError(f"unknown weights dtype {dtype!r}; choose {' or '.join(STORAGE_DTYPES)}")
-    target = np.dtype(dtype)
+    target = _storage_dtype(dtype)
     handle, staging = tempfile.mkstemp(dir=os.path.dirname(os.path.abspath(weights_file)),
                                        suffix=".h5")
     os.close(handle)
@@ -93,6 +97,7 @@ def export(out_dir, params, encoding, ema_model, metadata, overwrite=False,
     dtype: how the weights are stored ("float16" halves the file; `store_as`).
     """
     out_dir = os.path.abspath(out_dir)
+    _storage_dtype(dtype)  # refused before anything is written
     if os.path.exists(out_dir) and not overwrite:
         raise FileExistsError(f"{out_dir} already exists; pass --overwrite to replace it")
     parent = os.path.dirname(out_dir)
