@@ -1,11 +1,14 @@
 """Command-line flags -> Params: presets per domain, a bare --data_dir, validation."""
 
+import json
 import os
 
 import pytest
 from absl import flags
 
 import params as params_lib
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def parse(*args):
@@ -73,3 +76,10 @@ def test_runs_saved_before_a_field_existed_still_resume():
         trainer.check_resumable(changed, current, "runs/x")
     with pytest.raises(ValueError, match="no_such_field"):
         trainer.check_resumable({**current, "no_such_field": 1}, current, "runs/x")
+
+
+def test_shipped_midi_weights_are_the_midi_wide_preset():
+    """`python train.py --preset=midi_wide` reproduces weights/midi's settings."""
+    with open(os.path.join(ROOT, "weights", "midi", "params.json"), encoding="utf-8") as handle:
+        shipped = json.load(handle)
+    assert shipped == params_lib.get_preset("midi_wide").to_dict()
