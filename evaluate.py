@@ -1,6 +1,6 @@
 """Scores a folder of generated MIDI or WAV files against the held-out split.
 
-    python evaluate.py --domain=midi --generated samples/run1 [--preset midi_cpu]
+    python evaluate.py --domain=midi --generated samples/run1 [--preset midi_wide]
         [--dataset bach] [--json out.json] [--max_reference N] [--seed 0]
     python evaluate.py --domain=wave --generated samples/wave1 [--preset ...]
         [--json out.json] [--max_reference N] [--seed 0]

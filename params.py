@@ -52,6 +52,7 @@ class Params:
     time_dim: int = 256
     dropout: float = 0.0
     causal: bool = True  # causal_unet, transformer: False sees the whole segment
+    interval_lags: int = 0  # causal_unet: pitch-class interval features vs this many notes before
     # transformer denoiser
     model_dim: int = 128
     num_layers: int = 4
@@ -164,7 +165,7 @@ PRESETS = {
     # Ablation: the one-hot codes with the seed's objective.
     "midi_onehot_eps": _SEED.replace(encoding="onehot", clip_x0=1.0),
 }
-# The CPU default (about 1.5M parameters): the best variant of the comparison
+# The previous CPU default (about 1.5M parameters): the best variant of the comparison
 # at equal training time (README, "Musical quality"): the categorical
 # objective with a bidirectional U-Net, since diffusion denoises every note
 # at once and a causal one drops the later notes' evidence (chord_size won
@@ -185,10 +186,11 @@ PRESETS = {
 PRESETS["midi_cpu"] = PRESETS["midi_bidir"].replace(
     jit_compile=True, train_hop=32, dropout=0.1, time_warping=True,
     train_steps=24000, sampler="dpmpp_sde", sample_spacing="warp", sample_steps=100)
-# The shipped weights/midi: midi_cpu widened 1.4x (2,584,108 parameters). Its
-# step costs 1.2x midi_cpu's here, and the wider net brings intervals and
-# chord clusters closer to Bach on the training split (README, "Shipped
-# weights"); trained with --max_minutes=100, which stopped it at step 20,020.
+# The default and the shipped weights/midi: midi_cpu widened 1.4x (2,584,108
+# parameters). Its step costs 1.2x midi_cpu's here, and the wider net brings
+# intervals and chord clusters closer to Bach on the training split (README,
+# "Shipped weights"); trained with --max_minutes=100, which stopped it at
+# step 20,020.
 PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
     stage_channels=(56, 112, 112), mid_channels=(224, 224, 112), train_steps=21000)
 # Transformer with FiLM time conditioning (seed 001), for comparison.
@@ -234,9 +236,9 @@ PRESETS["wave_tiny"] = _WAVE.replace(
     log_every=1, eval_every=2, ckpt_every=2, eval_batches=1, segment_samples=6000,
     sample_every=0)
 
-DEFAULT_PRESET = "midi_cpu"
+DEFAULT_PRESET = "midi_wide"
 # The preset used when --preset is not given, by --domain.
-DOMAIN_PRESETS = {"midi": "midi_cpu", "wave": "wave_cpu"}
+DOMAIN_PRESETS = {"midi": "midi_wide", "wave": "wave_cpu"}
 DOMAINS = tuple(DOMAIN_PRESETS)
 
 
@@ -335,6 +337,17 @@ def model_rate(params: Params) -> int:
 SAMPLE_SPACINGS = ("", "uniform", "logsnr", "warp")  # warp: see time_warping
 
 
+def _check_interval_lags(params: Params) -> None:
+    from data import encodings  # pylint: disable=import-outside-toplevel
+
+    if params.interval_lags < 0 or params.model != "causal_unet":
+        raise ValueError(f"--interval_lags={params.interval_lags} needs --model=causal_unet "
+                         f"(got {params.model!r}) and a value >= 0")
+    if encodings.encoding_class(params.encoding).pitch_class_start != 0:
+        raise ValueError(f"--interval_lags reads a pitch-class group at channel 0; "
+                         f"encoding {params.encoding!r} has none (use onehot)")
+
+
 def validate(params: Params) -> None:
     """Refuses combinations that cannot work, with the flag to change."""
     if params.domain not in DOMAINS:
@@ -362,6 +375,8 @@ def validate(params: Params) -> None:
                          f"prediction; --prediction={params.prediction} has none "
                          "(use --prediction=categorical, or --notime_warping with "
                          "--sample_spacing=uniform or logsnr)")
+    if params.interval_lags:
+        _check_interval_lags(params)
     if params.hop < 1 or params.train_hop < 0:
         raise ValueError(f"--hop={params.hop} must be >= 1 and --train_hop="
                          f"{params.train_hop} >= 0 (0: the same as --hop)")

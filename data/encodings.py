@@ -56,6 +56,9 @@ class NoteEncoding:
 
     name: str = ""
     num_features: int = 0
+    # First channel of a 12-wide pitch-class one-hot group, if there is one
+    # (models.layers.IntervalFeatures reads it).
+    pitch_class_start: Optional[int] = None
     # Bump when encode() writes different features for the same notes: the
     # symbolic caches hold encoded segments and are keyed by it.
     version: int = 1
@@ -434,6 +437,7 @@ class OneHot(_RhythmVocabularyEncoding):
     """
 
     name = "onehot"
+    pitch_class_start = 0
 
     @property
     def _min_octave(self) -> int:
@@ -516,6 +520,7 @@ class ChordIntervals(OneHot):
     """
 
     name = "chord_intervals"
+    pitch_class_start = None  # a chord note's group holds an interval
     # "previous": the interval above the note before; "head": above the
     # chord's first (lowest) note.
     anchor = "previous"

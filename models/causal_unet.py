@@ -15,8 +15,8 @@ import keras
 from keras import ops
 
 from models.layers import (CausalConvBlock, CausalDownsample, CausalUpsample, Denoiser,
-                           PositionEmbedding, SelfAttentionBlock, TimeEmbedding,
-                           conv_padding)
+                           IntervalFeatures, PositionEmbedding, SelfAttentionBlock,
+                           TimeEmbedding, conv_padding)
 
 
 @keras.saving.register_keras_serializable(package="music_diffusion")
@@ -52,6 +52,9 @@ class CausalUNet(Denoiser):
         causal: every layer sees only notes <= i (the seed's design); False:
             "same"-padded convolutions, global squeeze and unmasked attention, so
             each note's estimate uses the whole noisy segment.
+        interval_lags: > 0: the input conv also reads `IntervalFeatures` of
+            the pitch-class group (channels [0, 12) of x_t and of the x_0
+            estimate beside it) against the interval_lags notes before.
         **kwargs: base `keras.Model` arguments (name, dtype, ...).
 
     Call arguments:
@@ -67,7 +70,7 @@ class CausalUNet(Denoiser):
                  stage_channels=(40, 80, 80), stage_kernels=(5, 5, 3),
                  mid_channels=(160, 160, 80), mid_kernel=3, attention_heads=2,
                  se_ratio=16, time_dim=256, dropout=0.0, seq_len=None, causal=True,
-                 **kwargs):
+                 interval_lags=0, **kwargs):
         # Keep t in float32 at the model boundary (a half-precision t loses
         # its fractional part); each layer casts its own inputs.
         kwargs["autocast"] = False
@@ -85,6 +88,8 @@ class CausalUNet(Denoiser):
         self.dropout = float(dropout)
         self.seq_len = None if seq_len is None else int(seq_len)
         self.causal = bool(causal)
+        self.interval_lags = int(interval_lags)
+        self.interval_features = None  # built with the input width (build)
 
         if len(self.stage_kernels) != len(self.stage_channels):
             raise ValueError(
@@ -151,6 +156,12 @@ class CausalUNet(Denoiser):
     def build(self, input_shape):
         x_shape, t_shape = input_shape
         self._check_length(x_shape[1])
+        if self.interval_lags and self.interval_features is None:
+            # x_t, then the x_0 estimate when self-conditioned: a pitch-class
+            # group at the start of each.
+            self.interval_features = IntervalFeatures(
+                self.interval_lags, range(0, x_shape[-1], self.features),
+                dtype=self.dtype_policy, name="interval_features")
         # A symbolic pass builds every sub-layer with the shapes it really sees.
         self.call([keras.KerasTensor(tuple(x_shape)), keras.KerasTensor(tuple(t_shape))])
         self.built = True
@@ -160,6 +171,9 @@ class CausalUNet(Denoiser):
         self._check_length(x_t.shape[1])
         time_embedding = self.time_embedding(t)
 
+        if self.interval_features is not None:
+            x_t = ops.concatenate(
+                [x_t, ops.cast(self.interval_features(x_t), x_t.dtype)], axis=-1)
         h = self.input_conv(x_t)
         h = h + ops.cast(self.position_embedding(h), h.dtype)
         input_features = h
@@ -202,5 +216,6 @@ class CausalUNet(Denoiser):
             "dropout": self.dropout,
             "seq_len": self.seq_len,
             "causal": self.causal,
+            "interval_lags": self.interval_lags,
         })
         return config

@@ -15,6 +15,7 @@ global dtype policy, and cast back to the compute dtype afterwards.
 import math
 
 import keras
+import numpy as np
 from keras import ops
 
 _PACKAGE = "music_diffusion"
@@ -142,6 +143,71 @@ class PositionEmbedding(keras.layers.Layer):
         config = super().get_config()
         config.update({"output_dim": self.output_dim, "encoding_dim": self.encoding_dim,
                        "max_period": self.max_period})
+        return config
+
+
+PITCH_CLASSES = 12
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class IntervalFeatures(keras.layers.Layer):
+    """Pitch-class interval evidence between each note and the notes before it.
+
+    For each lag l in 1..lags and each 12-wide pitch-class group (codes in
+    [-1, 1], read as p = (code + 1) / 2), feature k of note i is
+    sum_c p_i[(c + k) % 12] * p_{i-l}[c]: the weight the two notes' codes put
+    on note i lying k semitones (mod 12) above note i - l. Zero for i < l.
+    A convolution sees neighbouring codes side by side but has to learn such
+    products from data; stepwise motion (k = 1, 2, 10, 11 at small lags: a
+    passing note after the chord it leaves) is what the wide U-Net still
+    misses (README, "Shipped weights"). Reads notes <= i only, so it is causal.
+
+    Args:
+        lags: how many earlier notes each note is compared with.
+        group_starts: first channel of each pitch-class group in the input
+            (x_t's, and the x_0 estimate's when self-conditioned).
+        **kwargs: base `keras.layers.Layer` arguments.
+
+    Call arguments:
+        inputs: float [batch, length, channels].
+
+    Returns:
+        float32 [batch, length, len(group_starts) * lags * 12].
+    """
+
+    def __init__(self, lags, group_starts=(0,), **kwargs):
+        super().__init__(**kwargs)
+        self.lags = int(lags)
+        self.group_starts = tuple(int(start) for start in group_starts)
+        if self.lags < 1 or not self.group_starts:
+            raise ValueError(f"IntervalFeatures needs lags >= 1 and a group; got lags="
+                             f"{self.lags}, group_starts={self.group_starts}")
+        # interval_of[(i * 12 + j), k] = 1 where (i - j) % 12 == k: sums the
+        # outer product of (note i's, note i-l's) classes by interval.
+        classes = np.arange(PITCH_CLASSES)
+        difference = (classes[:, None] - classes[None, :]) % PITCH_CLASSES
+        self._interval_of = np.eye(PITCH_CLASSES, dtype=np.float32)[difference.ravel()]
+
+    def call(self, inputs):
+        inputs = ops.cast(inputs, "float32")
+        length = ops.shape(inputs)[1]
+        features = []
+        for start in self.group_starts:
+            probs = (inputs[..., start:start + PITCH_CLASSES] + 1.0) / 2.0
+            for lag in range(1, self.lags + 1):
+                before = ops.pad(probs, ((0, 0), (lag, 0), (0, 0)))[:, :length]
+                outer = ops.expand_dims(probs, -1) * ops.expand_dims(before, -2)
+                outer = ops.reshape(outer, (-1, length, PITCH_CLASSES * PITCH_CLASSES))
+                features.append(ops.matmul(outer, ops.convert_to_tensor(self._interval_of)))
+        return ops.concatenate(features, axis=-1)
+
+    def compute_output_shape(self, inputs_shape):
+        return (inputs_shape[0], inputs_shape[1],
+                len(self.group_starts) * self.lags * PITCH_CLASSES)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"lags": self.lags, "group_starts": list(self.group_starts)})
         return config
 
 

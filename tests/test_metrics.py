@@ -77,6 +77,34 @@ def test_js_divergence_bounds():
     assert np.isnan(m.js_divergence([0, 0], [1, 1]))
 
 
+def test_js_terms_split_the_divergence_by_bin():
+    p, q = np.array([1.0, 2.0, 0.0, 5.0]), np.array([2.0, 0.0, 1.0, 5.0])
+    terms = m.js_terms(p, q)
+    assert terms.shape == (4,) and np.all(terms >= 0)
+    assert terms.sum() == pytest.approx(m.js_divergence(p, q))
+    assert terms[3] == pytest.approx(0.0, abs=1e-12)  # equal shares: no term
+    # A bin only one side has: its share p/2 * log2(2) = p/2 (base 2).
+    assert terms[2] == pytest.approx(0.5 * (1 / 8))
+    assert np.all(np.isnan(m.js_terms([0, 0], [1, 1])))
+
+
+def test_step_shares_by_gap_split_intervals_by_rhythm():
+    piece = np.array([
+        [60, 1.0, 0.0, 80],
+        [62, 1.0, 0.0, 80],   # gap 0, a second: a cluster
+        [67, 1.0, 0.0, 80],   # gap 0, a fourth
+        [65, 0.5, 1.0, 80],   # gap 1, a step down
+        [64, 0.5, 0.5, 80],   # gap 0.5, a step down
+        [60, 0.5, 0.5, 80],   # gap 0.5, a third
+        [60, 0.5, 0.5 + 1e-4, 80],  # rounds to gap 0.5; a repeat is no step
+    ], np.float64)
+    shares = m.step_shares_by_gap([piece, piece[:1]])
+    assert list(shares) == [0.0, 0.5, 1.0]
+    assert shares[0.0] == (2, 0.5) and shares[1.0] == (1, 1.0)
+    assert shares[0.5] == (3, pytest.approx(1 / 3))
+    assert shares[0.0][1] == m.chord_second_share(piece)  # the same at gap 0
+
+
 def test_interval_histogram_clips():
     hist = m.interval_histogram(melody([60, 62, 60, 100, 60]))
     assert hist.sum() == 4

@@ -13,7 +13,8 @@ import tensorflow as tf  # noqa: E402
 import params  # noqa: E402
 from models import CausalUNet, TransformerDenoiser, build_model  # noqa: E402
 from models.layers import (CausalConvBlock, CausalDownsample,  # noqa: E402
-                           CausalSqueezeExcitation, CausalUpsample, SelfAttentionBlock)
+                           CausalSqueezeExcitation, CausalUpsample, IntervalFeatures,
+                           SelfAttentionBlock)
 
 SEQ_LEN = 128
 FEATURES = 3
@@ -420,3 +421,64 @@ def test_transformer_parameter_count():
     n = _count("midi_transformer")
     print(f"midi_transformer: {n:,} parameters")
     assert 500_000 <= n <= 3_000_000
+
+
+# --- pitch-class interval features --------------------------------------------
+
+def _pitch_class_codes(classes, width=14):
+    """[1, len(classes), width] codes: pitch-class one-hot in {-1, +1} at [0, 12)."""
+    codes = -np.ones((1, len(classes), width), "float32")
+    codes[0, np.arange(len(classes)), classes] = 1.0
+    return codes
+
+
+def test_interval_features_are_the_intervals_mod_12():
+    # C, D, B, C: steps +2, -3 (= 9 mod 12), +1; lag 2: C->B 11, D->C 10.
+    layer = IntervalFeatures(lags=2)
+    features = np.asarray(layer(_pitch_class_codes([0, 2, 11, 0])))
+    assert features.shape == (1, 4, 24) and features.dtype == np.float32
+    lag1, lag2 = features[0, :, :12], features[0, :, 12:]
+    expected1, expected2 = np.zeros((4, 12)), np.zeros((4, 12))
+    expected1[[1, 2, 3], [2, 9, 1]] = 1.0
+    expected2[[2, 3], [11, 10]] = 1.0  # the first two notes have no note 2 before
+    np.testing.assert_array_equal(lag1, expected1)
+    np.testing.assert_array_equal(lag2, expected2)
+    # A second group (the x_0 estimate's) starts at channel 14.
+    both = IntervalFeatures(lags=1, group_starts=(0, 14))
+    doubled = np.concatenate([_pitch_class_codes([0, 2, 11, 0])] * 2, axis=-1)
+    np.testing.assert_array_equal(np.asarray(both(doubled)), np.concatenate([lag1] * 2, -1)[None])
+    assert both.compute_output_shape((None, 4, 28)) == (None, 4, 24)
+    assert IntervalFeatures.from_config(both.get_config()).group_starts == (0, 14)
+    with pytest.raises(ValueError, match="lags >= 1"):
+        IntervalFeatures(lags=0)
+
+
+def test_interval_features_are_causal_and_read_soft_codes():
+    layer = IntervalFeatures(lags=3)
+    x = _features(channels=12)
+    assert_causal(lambda v: layer(v), x)
+    # Uniform codes (p = 1/2 everywhere): each interval gets 12 * 1/4.
+    uniform = np.asarray(layer(np.zeros((1, 5, 12), "float32")))
+    np.testing.assert_allclose(uniform[0, 3:], 3.0)
+
+
+def test_unet_with_interval_features():
+    """x_t and the x_0 estimate each get the features; only the input conv grows."""
+    features = 14  # a pitch-class group at [0, 12) of each half
+    x_t, t = _inputs(features=2 * features)  # self-conditioned input
+    model = build_model(TINY.replace(model="causal_unet", interval_lags=2), features)
+    model([x_t, t])
+    assert model.interval_features.group_starts == (0, features)
+    assert_causal(lambda v: model([v, t], training=False), x_t)
+    config = model.get_config()
+    assert config["interval_lags"] == 2
+    clone = CausalUNet.from_config(config)
+    clone([x_t, t])
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(np.asarray(clone([x_t, t])), np.asarray(model([x_t, t])),
+                               rtol=0, atol=1e-6)
+    without = build_model(TINY.replace(model="causal_unet"), features)
+    without([x_t, t])
+    # 2 groups x 2 lags x 12 more input channels of the input conv.
+    assert _params(model) - _params(without) == (
+        2 * 2 * 12 * TINY.input_kernel * TINY.input_channels)
