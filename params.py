@@ -340,9 +340,10 @@ SAMPLE_SPACINGS = ("", "uniform", "logsnr", "warp")  # warp: see time_warping
 def _check_interval_lags(params: Params) -> None:
     from data import encodings  # pylint: disable=import-outside-toplevel
 
-    if params.interval_lags < 0 or params.model != "causal_unet":
-        raise ValueError(f"--interval_lags={params.interval_lags} needs --model=causal_unet "
-                         f"(got {params.model!r}) and a value >= 0")
+    if params.interval_lags < 0:
+        raise ValueError(f"--interval_lags={params.interval_lags} must be >= 0")
+    if params.model != "causal_unet":
+        raise ValueError(f"--interval_lags needs --model=causal_unet (got {params.model!r})")
     if encodings.encoding_class(params.encoding).pitch_class_start != 0:
         raise ValueError(f"--interval_lags reads a pitch-class group at channel 0; "
                          f"encoding {params.encoding!r} has none (use onehot)")

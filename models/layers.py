@@ -191,6 +191,7 @@ class IntervalFeatures(keras.layers.Layer):
     def call(self, inputs):
         inputs = ops.cast(inputs, "float32")
         length = ops.shape(inputs)[1]
+        interval_of = ops.convert_to_tensor(self._interval_of)
         features = []
         for start in self.group_starts:
             probs = (inputs[..., start:start + PITCH_CLASSES] + 1.0) / 2.0
@@ -198,7 +199,7 @@ class IntervalFeatures(keras.layers.Layer):
                 before = ops.pad(probs, ((0, 0), (lag, 0), (0, 0)))[:, :length]
                 outer = ops.expand_dims(probs, -1) * ops.expand_dims(before, -2)
                 outer = ops.reshape(outer, (-1, length, PITCH_CLASSES * PITCH_CLASSES))
-                features.append(ops.matmul(outer, ops.convert_to_tensor(self._interval_of)))
+                features.append(ops.matmul(outer, interval_of))
         return ops.concatenate(features, axis=-1)
 
     def compute_output_shape(self, inputs_shape):

@@ -55,7 +55,7 @@ def test_home_folder_is_expanded():
     (["--hop=0"], "--hop=0 must be >= 1"),
     (["--sample_spacing=karras"], "--sample_spacing='karras': choose one of"),
     (["--interval_lags=2", "--model=transformer"], "needs --model=causal_unet"),
-    (["--interval_lags=-1"], "a value >= 0"),
+    (["--interval_lags=-1"], "--interval_lags=-1 must be >= 0"),
     (["--interval_lags=2", "--encoding=analog_bits"], "encoding 'analog_bits' has none"),
     (["--interval_lags=2", "--encoding=chord_intervals"], "has none"),
 ])
