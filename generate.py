@@ -33,6 +33,16 @@ flags.DEFINE_integer("steps", None, "denoiser evaluations (default: the weights'
                      "sample_steps; all T steps for ddpm)")
 flags.DEFINE_float("temperature", None, "categorical models: divide the logits by this "
                    "when sampling (default: the weights' sample_temperature)")
+flags.DEFINE_float("guidance", None, "autoguidance scale (Karras et al. 2024): the output "
+                   "is guide + guidance * (model - guide); 1 turns it off (default: the "
+                   "weights' guidance)")
+flags.DEFINE_float("guidance_max_t", None, "autoguidance only at timesteps up to this "
+                   "fraction of T (default: the weights' guidance_max_t)")
+flags.DEFINE_list("guidance_groups", None, "categorical models: guide only these one-hot "
+                  "groups, comma separated (onehot: 0 pitch class, 1 octave, 2 duration, "
+                  "3 onset gap; default: the weights' guidance_groups, empty for all)")
+flags.DEFINE_string("guide", None, "weights folder of the guide network (default: the "
+                    "weights folder's guide/)")
 flags.DEFINE_integer("seed", 0, "fixes the initial noise and every sampling draw")
 flags.DEFINE_float("tempo", 120.0, "midi domain: tempo of the written MIDI files "
                    "(beats per minute)")
@@ -85,9 +95,38 @@ def sample_pieces(loaded, n, sampler_name, steps, seed, progress=True):
     features = sampling.sample_features(
         loaded.model, loaded.params, loaded.encoding, n, sampler_name, steps, seed,
         callback=lambda *_: bar.update(1),
-        time_warp=loaded.metadata.get("time_warp", {}).get("probabilities"))
+        time_warp=loaded.metadata.get("time_warp", {}).get("probabilities"),
+        guide=loaded.guide)
     bar.close()
     return [loaded.encoding.decode(piece) for piece in features]
+
+
+def set_guidance(loaded, weights_dir):
+    """Applies --guidance, --guidance_max_t, --guidance_groups and --guide. Weights whose params ask
+    for guidance but that hold no guide/ sample without it, with a note;
+    --guidance without a guide network is refused."""
+    import params as params_lib
+    from training import weights
+
+    if FLAGS.guidance is not None:
+        loaded.params = loaded.params.replace(guidance=FLAGS.guidance)
+    if FLAGS.guidance_max_t is not None:
+        loaded.params = loaded.params.replace(guidance_max_t=FLAGS.guidance_max_t)
+    if FLAGS.guidance_groups is not None:
+        loaded.params = loaded.params.replace(
+            guidance_groups=tuple(int(group) for group in FLAGS.guidance_groups))
+    params_lib.validate(loaded.params)
+    if FLAGS.guide:
+        loaded.guide = weights.load_guide(FLAGS.guide, loaded)
+    if loaded.params.guidance == 1.0 or loaded.guide is not None:
+        return
+    missing = os.path.join(weights_dir, weights.GUIDE_DIR)
+    if FLAGS.guidance is not None:
+        raise ValueError(f"--guidance={FLAGS.guidance:g} needs a guide network and {missing} "
+                         "does not exist; pass --guide=DIR or --guidance=1")
+    print(f"note: {missing} does not exist, so no autoguidance (train a guide with "
+          f"`python train.py --preset=midi_guide --export={missing}`)")
+    loaded.params = loaded.params.replace(guidance=1.0)
 
 
 def main(argv):
@@ -110,6 +149,7 @@ def main(argv):
         loaded.params = loaded.params.replace(sample_temperature=FLAGS.temperature)
     if FLAGS.spacing is not None:
         loaded.params = loaded.params.replace(sample_spacing=FLAGS.spacing)
+    set_guidance(loaded, weights_dir)
     sampler_name = FLAGS.sampler or loaded.params.sampler
     steps = FLAGS.steps or sampling.default_steps(loaded.params, sampler_name)
     started = time.time()

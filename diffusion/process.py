@@ -21,7 +21,7 @@ def _check_prediction(prediction):
                          "epsilon, v or categorical")
 
 
-def _broadcast(rates, like):
+def broadcast(rates, like):
     """[batch] rates -> [batch, 1, ..., 1] matching the rank of `like`."""
     rates = tf.convert_to_tensor(rates)
     if rates.shape.rank == 0:
@@ -32,7 +32,7 @@ def _broadcast(rates, like):
 def q_sample(schedule, x_0, t, noise):
     """Draws x_t ~ q(x_t | x_0) with the given noise (Ho et al. 2020, eq. 4)."""
     signal_rates, noise_rates = schedule.rates(t)
-    return _broadcast(signal_rates, x_0) * x_0 + _broadcast(noise_rates, x_0) * noise
+    return broadcast(signal_rates, x_0) * x_0 + broadcast(noise_rates, x_0) * noise
 
 
 def training_target(schedule, x_0, noise, t, prediction="epsilon"):
@@ -43,7 +43,7 @@ def training_target(schedule, x_0, noise, t, prediction="epsilon"):
     if prediction == "categorical":
         return x_0
     signal_rates, noise_rates = schedule.rates(t)
-    return _broadcast(signal_rates, x_0) * noise - _broadcast(noise_rates, x_0) * x_0
+    return broadcast(signal_rates, x_0) * noise - broadcast(noise_rates, x_0) * x_0
 
 
 def categorical_x0(logits, groups):
@@ -64,8 +64,8 @@ def split_prediction(x_t, model_output, signal_rates, noise_rates, prediction="e
                      groups=None):
     """(pred_x0, pred_noise) from a network output, given the rates at x_t's step."""
     _check_prediction(prediction)
-    signal_rates = _broadcast(signal_rates, x_t)
-    noise_rates = _broadcast(noise_rates, x_t)
+    signal_rates = broadcast(signal_rates, x_t)
+    noise_rates = broadcast(noise_rates, x_t)
     if prediction == "epsilon":
         pred_noise = model_output
         pred_x0 = (x_t - noise_rates * pred_noise) / signal_rates
@@ -82,7 +82,7 @@ def split_prediction(x_t, model_output, signal_rates, noise_rates, prediction="e
 
 def noise_from_x0(x_t, pred_x0, signal_rates, noise_rates):
     """epsilon = (x_t - a_t x_0) / sigma_t (sigma_t > 0)."""
-    return (x_t - _broadcast(signal_rates, x_t) * pred_x0) / _broadcast(noise_rates, x_t)
+    return (x_t - broadcast(signal_rates, x_t) * pred_x0) / broadcast(noise_rates, x_t)
 
 
 def posterior_mean_variance(schedule, x_0, x_t, t):
@@ -106,7 +106,7 @@ def posterior_mean_variance(schedule, x_0, x_t, t):
     coef_x0, coef_xt, variance = (
         tf.gather(tf.constant(tables[name], tf.float32), t)
         for name in ("coef_x0", "coef_xt", "variance"))
-    mean = _broadcast(coef_x0, x_0) * x_0 + _broadcast(coef_xt, x_t) * x_t
+    mean = broadcast(coef_x0, x_0) * x_0 + broadcast(coef_xt, x_t) * x_t
     return mean, variance
 
 
@@ -163,7 +163,7 @@ def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
         signal_rates, noise_rates = schedule.rates(t_float)
         estimate, _ = split_prediction(x_t, first, signal_rates, noise_rates, prediction,
                                        groups)
-        use = _broadcast(tf.cast(self_condition_mask, tf.float32), x_0)
+        use = broadcast(tf.cast(self_condition_mask, tf.float32), x_0)
         estimate = tf.stop_gradient(use * estimate)
         output = tf.cast(model_fn(x_t, t_float, estimate), tf.float32)
     if prediction == "categorical":

@@ -140,3 +140,35 @@ def test_init_from_starts_a_new_run_from_exported_weights(corpus, tiny_weights, 
     assert refusal("--encoding=seed_hz", "hz") == (
         f"error: {tiny_weights} was trained with --encoding=seed_log; pass the same "
         "--encoding to fine-tune it")
+
+
+@pytest.mark.slow
+def test_autoguided_weights_sample_with_the_guide_in_their_folder(corpus, tiny_weights,
+                                                                   tmp_path):
+    common = [*TINY, "--dataset=folder", f"--data_dir={corpus}",
+              f"--cache_dir={tiny_weights.parent / 'cache'}", "--test_fraction=0.3"]
+    guided = tmp_path / "guided"
+    run("train.py", *common, "--guidance=3", "--guidance_max_t=0.8",
+        f"--init_from={tiny_weights}", "--train_steps=0", f"--model_dir={tmp_path / 'm'}",
+        f"--export={guided}")
+
+    def sample(name, *flags):
+        out = tmp_path / name
+        result = run("generate.py", str(out), "--n=2", f"--weights={guided}", "--steps=3",
+                     "--progress=false", "--wav=false", "--png=false", *flags)
+        return [(out / f"sample_{i}.mid").read_bytes() for i in (1, 2)], result.stdout
+
+    plain, _ = sample("plain", "--guidance=1")
+    unguided, out = sample("no_guide_yet")
+    assert f"{guided / 'guide'} does not exist, so no autoguidance" in out
+    assert unguided == plain
+    # another initialisation stands in for a smaller, shorter-trained model
+    run("train.py", *common, "--seed=1", f"--model_dir={tmp_path / 'g'}",
+        f"--export={guided / 'guide'}")
+    assert sample("guided")[0] != plain
+    # The model as its own guide: guide + w (model - guide) is the model.
+    assert sample("self", f"--guide={tiny_weights}")[0] == plain
+    refused = run("generate.py", str(tmp_path / "none"), f"--weights={tiny_weights}",
+                  "--guidance=2", check=False)
+    assert refused.stderr.strip().splitlines()[-1].startswith(
+        "error: --guidance=2 needs a guide network")

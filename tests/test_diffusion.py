@@ -483,6 +483,74 @@ def test_categorical_temperature_sharpens_the_x0_estimate(linear, temperature):
         samplers.epsilon_denoiser(model, linear, "categorical", groups=groups, temperature=0)
 
 
+@pytest.mark.parametrize("guidance", [0.0, 1.0, 2.5])
+def test_autoguidance_mixes_the_probabilities_of_model_and_guide(linear, guidance):
+    groups = [3, 2]
+    logits = np.array([[[2.0, 0.0, -1.0, 0.5, 1.0]]], np.float32)
+    guide_logits = np.array([[[0.0, 1.0, 0.0, 3.0, 0.0]]], np.float32)
+    seen = []
+
+    def network(values):
+        def call(inputs, training=False):
+            seen.append(inputs[0].shape[-1])
+            return tf.constant(values)
+        return call
+    denoiser = samplers.epsilon_denoiser(network(logits), linear, "categorical", groups=groups,
+                                         guide=network(guide_logits), guidance=guidance,
+                                         self_condition_shape=[1, 1, 5])
+    x_t = tf.constant([[[0.3, -0.2, 0.1, 0.0, 0.4]]])
+    t = tf.constant([200.0])
+    signal, sigma = linear.rates(t)
+    pred_x0 = (x_t - sigma[0] * denoiser(x_t, t)) / signal[0]
+
+    def probabilities(values):  # p_guide^(1 - w) p_model^w, renormalised
+        mixed = np.exp(guide_logits[0, 0][values]) ** (1 - guidance) * \
+            np.exp(logits[0, 0][values]) ** guidance
+        return mixed / mixed.sum()
+    expected = 2 * np.concatenate([probabilities(slice(0, 3)),
+                                   probabilities(slice(3, 5))]) - 1
+    np.testing.assert_allclose(pred_x0.numpy()[0, 0], expected, rtol=1e-4, atol=1e-5)
+    # Both networks read x_t and the shared self-conditioning estimate; w = 1
+    # skips the guide.
+    assert seen == ([10] if guidance == 1.0 else [10, 10])
+    with pytest.raises(ValueError, match="guidance must be at least 0"):
+        samplers.epsilon_denoiser(network(logits), linear, guide=network(logits),
+                                  guidance=-1)
+
+
+def test_limited_interval_guidance_leaves_high_noise_steps_alone(linear):
+    model = lambda inputs, training=False: tf.ones_like(inputs[0])  # noqa: E731
+    guide = lambda inputs, training=False: tf.zeros_like(inputs[0])  # noqa: E731
+    denoiser = samplers.epsilon_denoiser(model, linear, guide=guide, guidance=3.0,
+                                         guide_max_t=500.0)
+    x_t = tf.zeros([3, 2])
+    # epsilon prediction: the output is the noise estimate itself
+    pred_noise = denoiser(x_t, tf.constant([10.0, 500.0, 501.0])).numpy()
+    np.testing.assert_array_equal(pred_noise, [[3.0, 3.0], [3.0, 3.0], [1.0, 1.0]])
+
+
+def test_guided_groups_leave_the_other_groups_to_the_model(linear):
+    groups = [3, 2]
+    logits = tf.constant([[[2.0, 0.0, -1.0, 0.5, 1.0]]])
+    guide_logits = tf.constant([[[0.0, 1.0, 0.0, 3.0, 0.0]]])
+
+    def pred_x0(**options):
+        denoiser = samplers.epsilon_denoiser(
+            lambda inputs, training=False: logits, linear, "categorical", groups=groups,
+            guide=lambda inputs, training=False: guide_logits, guidance=2.0, **options)
+        x_t, t = tf.zeros([1, 1, 5]), tf.constant([200.0])
+        signal, sigma = linear.rates(t)
+        return ((x_t - sigma[0] * denoiser(x_t, t)) / signal[0]).numpy()[0, 0]
+
+    everything, model_alone = pred_x0(), pred_x0(guide_max_t=1.0)  # t = 200 > 1: unguided
+    first_only = pred_x0(guided_groups=[0])
+    np.testing.assert_allclose(first_only[:3], everything[:3], atol=1e-5)
+    np.testing.assert_allclose(first_only[3:], model_alone[3:], atol=1e-5)
+    assert np.abs(everything[3:] - model_alone[3:]).max() > 0.1
+    with pytest.raises(ValueError, match=r"guided groups \[2\] are not among the 2"):
+        pred_x0(guided_groups=[2])
+
+
 def test_categorical_prediction_is_cross_entropy_with_expected_x0(linear):
     groups = [3, 2]
     x_0 = tf.constant([[[1.0, -1, -1, -1, 1]]])  # classes 0 and 1

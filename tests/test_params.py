@@ -58,6 +58,10 @@ def test_home_folder_is_expanded():
     (["--interval_lags=-1"], "--interval_lags=-1 must be >= 0"),
     (["--interval_lags=2", "--encoding=analog_bits"], "encoding 'analog_bits' has none"),
     (["--interval_lags=2", "--encoding=chord_intervals"], "has none"),
+    (["--guidance=-0.5"], r"--guidance=-0.5 must be >= 0"),
+    (["--guidance_max_t=0"], r"--guidance_max_t=0 must be in \(0, 1\]"),
+    (["--guidance_max_t=1.2"], r"--guidance_max_t=1.2 must be in"),
+    (["--guidance_groups=0", "--preset=midi_onehot"], "--prediction=v has none"),
 ])
 def test_inconsistent_flags_are_refused(args, message):
     with pytest.raises(ValueError, match=message):

@@ -204,6 +204,32 @@ def test_export_and_load_round_trip(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["run", "weights"]  # no staging left
 
 
+def test_a_guide_ships_inside_the_weights_folder_and_must_read_the_same_data(tmp_path):
+    encoding = seed_log_encoding()
+    model = make_trainer(tmp_path / "run", train_steps=1)
+    guide = make_trainer(tmp_path / "guide_run", train_steps=1, seed=1,
+                         stage_channels=(8, 8), mid_channels=(8,))
+    out = tmp_path / "guided"
+    weights.export(out, model.params.replace(guidance=2.0), encoding, model.ema_model, {})
+    assert weights.load(str(out)).guide is None
+    # Exported after the model, into its folder.
+    weights.export(out / weights.GUIDE_DIR, guide.params, encoding, guide.ema_model, {})
+    assert sorted(os.listdir(out)) == sorted([*weights.FILES, weights.GUIDE_DIR])
+    loaded = weights.load(str(out))
+    x = tf.random.stateless_normal([2, 16, FEATURES], [1, 2])
+    t = tf.constant([3.0, 700.0])
+    np.testing.assert_allclose(loaded.guide([x, t]).numpy(),
+                               guide.ema_model([x, t]).numpy(), atol=1e-6)
+    assert loaded.params.guidance == 2.0
+    # Another objective or noise schedule cannot be mixed with this model's output.
+    other = make_trainer(tmp_path / "other_run", train_steps=1, prediction="v",
+                         schedule="cosine")
+    weights.export(tmp_path / "other", other.params, encoding, other.ema_model, {})
+    with pytest.raises(weights.WeightsError, match=r"other cannot guide this model: its "
+                                                   r"prediction, schedule differ"):
+        weights.load_guide(str(tmp_path / "other"), loaded)
+
+
 def test_float16_export_halves_the_file_and_loads_the_rounded_weights(tmp_path):
     trainer = make_trainer(tmp_path / "run", train_steps=1)
     encoding = seed_log_encoding()

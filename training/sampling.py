@@ -25,13 +25,18 @@ def categorical_groups(params, encoding):
     return groups
 
 
-def make_denoiser(model, params, shape, groups=None):
-    """The pred_noise denoiser of `model` for a batch of the given shape."""
+def make_denoiser(model, params, shape, groups=None, guide=None):
+    """The pred_noise denoiser of `model` for a batch of the given shape;
+    with a guide network, autoguided by params.guidance."""
     schedule = schedules.get_schedule(params.schedule, params.timesteps)
     denoiser = samplers.epsilon_denoiser(
         model, schedule, params.prediction, params.clip_x0,
         self_condition_shape=shape if params.self_condition else None, groups=groups,
-        temperature=params.sample_temperature)
+        temperature=params.sample_temperature, guide=guide,
+        guidance=params.guidance if guide is not None else 1.0,
+        guide_max_t=(params.guidance_max_t * (params.timesteps - 1)
+                     if params.guidance_max_t < 1 else None),
+        guided_groups=params.guidance_groups or None)
     return denoiser, schedule
 
 
@@ -49,15 +54,16 @@ def spacing_option(params, time_warp=None):
 
 
 def sample_features(model, params, encoding, n, sampler_name, steps, seed, callback=None,
-                    time_warp=None):
+                    time_warp=None, guide=None):
     """n generated feature arrays [n, length, num_features] (numpy float32).
 
     time_warp: the slice probabilities a --time_warping run learned, for
-    sample_spacing "warp".
+    sample_spacing "warp". guide: the network that autoguides `model` (used
+    when params.guidance is not 1).
     """
     shape = [n, params_lib.sample_length(params), encoding.num_features]
     denoiser, schedule = make_denoiser(model, params, shape,
-                                       categorical_groups(params, encoding))
+                                       categorical_groups(params, encoding), guide)
     x_init = tf.random.stateless_normal(shape, [seed, 0])
     spacing = spacing_option(params, time_warp)
     x_0 = samplers.get_sampler(sampler_name)(

@@ -28,7 +28,8 @@ from training import pipeline, summaries
 RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "ckpt_every",
                     "eval_batches", "data_dir", "cache_dir", "patience", "max_nonfinite",
                     "sample_every", "jit_compile", "sampler", "sample_steps",
-                    "sample_temperature", "sample_spacing"}
+                    "sample_temperature", "sample_spacing", "guidance",
+                    "guidance_max_t", "guidance_groups"}
 NUM_T_BUCKETS = 10
 LOSS_SCALE_PERIOD = 2000
 

@@ -6,6 +6,11 @@ A folder holds
   ema.weights.h5       the EMA weights (HDF5 arrays: loading runs no code, no pickle),
                        float32, or float16 to halve the file (`store_as`)
   metadata.json        steps, training time, held-out losses, data summary
+  guide/               optional: the autoguidance network (Karras et al. 2024), a
+                       weights folder of a smaller, shorter-trained model of the
+                       same data (`train.py --preset=midi_guide --export=W/guide`,
+                       after W itself: exporting W replaces the whole folder),
+                       used when params.guidance is not 1
 It is written to a temporary sibling and renamed into place, so a folder under
 the final name is always complete.
 """
@@ -24,6 +29,11 @@ from training.trainer import build_denoiser
 
 WEIGHTS_FILE = "ema.weights.h5"
 FILES = ("params.json", "encoding.json", WEIGHTS_FILE, "metadata.json")
+GUIDE_DIR = "guide"
+# What a guide must share with the model it guides: they are called on the
+# same inputs and their outputs are mixed.
+GUIDE_MUST_MATCH = ("domain", "seq_len", "prediction", "schedule", "timesteps",
+                    "self_condition")
 STORAGE_DTYPES = ("float32", "float16")
 
 
@@ -37,6 +47,7 @@ class LoadedWeights:
     encoding: encodings.NoteEncoding
     model: object
     metadata: dict
+    guide: object = None  # the autoguidance network, if the folder has one
 
 
 def _write_json(path, value):
@@ -146,4 +157,21 @@ def load(weights_dir) -> LoadedWeights:
     except (OSError, ValueError, KeyError, TypeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise WeightsError(f"weights folder {weights_dir} is damaged ({reason}): {how}") from None
-    return LoadedWeights(params=params, encoding=encoding, model=model, metadata=metadata)
+    loaded = LoadedWeights(params=params, encoding=encoding, model=model, metadata=metadata)
+    if os.path.isdir(os.path.join(weights_dir, GUIDE_DIR)):
+        loaded.guide = load_guide(os.path.join(weights_dir, GUIDE_DIR), loaded)
+    return loaded
+
+
+def load_guide(guide_dir, loaded):
+    """The network of weights folder guide_dir, checked to read what `loaded` reads."""
+    guide = load(guide_dir)
+    differ = [name for name in GUIDE_MUST_MATCH
+              if getattr(guide.params, name) != getattr(loaded.params, name)]
+    if guide.encoding.get_config() != loaded.encoding.get_config():
+        differ.append("encoding")
+    if differ:
+        raise WeightsError(f"guide {guide_dir} cannot guide this model: its "
+                           f"{', '.join(differ)} differ (train the guide on the same "
+                           "data with the same objective)")
+    return guide.model
