@@ -102,9 +102,11 @@ def sample_pieces(loaded, n, sampler_name, steps, seed, progress=True):
 
 
 def set_guidance(loaded, weights_dir):
-    """Applies --guidance, --guidance_max_t, --guidance_groups and --guide. Weights whose params ask
-    for guidance but that hold no guide/ sample without it, with a note;
-    --guidance without a guide network is refused."""
+    """Applies --guidance, --guidance_max_t, --guidance_groups and --guide.
+
+    Weights whose params ask for guidance but that hold no guide/ sample
+    without it, with a note; --guidance without a guide network is refused.
+    """
     import params as params_lib
     from training import weights
 

@@ -196,9 +196,9 @@ PRESETS["midi_cpu"] = PRESETS["midi_bidir"].replace(
 # "Shipped weights"); trained with --max_minutes=100, which stopped it at
 # step 20,020.
 # It samples with autoguidance on its pitch classes (guide: midi_guide below):
-# on the training split, interval distance 0.016 against 0.018 and clusters
-# 0.025 against 0.040; guiding the octaves too widened the register (README,
-# "Autoguidance").
+# on the training split, interval distance 0.016 against 0.018, clusters
+# 0.030 against 0.040 and range 0.076 against 0.090; guiding the octaves too
+# widened the register (README, "Autoguidance").
 PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
     stage_channels=(56, 112, 112), mid_channels=(224, 224, 112), train_steps=21000,
     guidance=1.5, guidance_groups=(0,))
