@@ -102,7 +102,8 @@ def sample_pieces(loaded, n, sampler_name, steps, seed, progress=True):
 
 
 def set_guidance(loaded, weights_dir):
-    """Applies --guidance, --guidance_max_t, --guidance_groups and --guide.
+    """Applies --guidance, --guidance_max_t, --guidance_groups and --guide, and
+    loads the guide network only when guidance is on.
 
     Weights whose params ask for guidance but that hold no guide/ sample
     without it, with a note; --guidance without a guide network is refused.
@@ -118,16 +119,17 @@ def set_guidance(loaded, weights_dir):
         loaded.params = loaded.params.replace(
             guidance_groups=tuple(int(group) for group in FLAGS.guidance_groups))
     params_lib.validate(loaded.params)
-    if FLAGS.guide:
-        loaded.guide = weights.load_guide(FLAGS.guide, loaded)
-    if loaded.params.guidance == 1.0 or loaded.guide is not None:
+    if loaded.params.guidance == 1.0:
         return
-    missing = os.path.join(weights_dir, weights.GUIDE_DIR)
+    guide_dir = FLAGS.guide or os.path.join(weights_dir, weights.GUIDE_DIR)
+    if FLAGS.guide or os.path.isdir(guide_dir):
+        loaded.guide = weights.load_guide(guide_dir, loaded)
+        return
     if FLAGS.guidance is not None:
-        raise ValueError(f"--guidance={FLAGS.guidance:g} needs a guide network and {missing} "
-                         "does not exist; pass --guide=DIR or --guidance=1")
-    print(f"note: {missing} does not exist, so no autoguidance (train a guide with "
-          f"`python train.py --preset=midi_guide --export={missing}`)")
+        raise ValueError(f"--guidance={FLAGS.guidance:g} needs a guide network and "
+                         f"{guide_dir} does not exist; pass --guide=DIR or --guidance=1")
+    print(f"note: {guide_dir} does not exist, so no autoguidance (train a guide with "
+          f"`python train.py --preset=midi_guide --export={guide_dir}`)")
     loaded.params = loaded.params.replace(guidance=1.0)
 
 

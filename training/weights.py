@@ -47,7 +47,7 @@ class LoadedWeights:
     encoding: encodings.NoteEncoding
     model: object
     metadata: dict
-    guide: object = None  # the autoguidance network, if the folder has one
+    guide: object = None  # the autoguidance network, once load_guide has read it
 
 
 def _write_json(path, value):
@@ -157,10 +157,7 @@ def load(weights_dir) -> LoadedWeights:
     except (OSError, ValueError, KeyError, TypeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise WeightsError(f"weights folder {weights_dir} is damaged ({reason}): {how}") from None
-    loaded = LoadedWeights(params=params, encoding=encoding, model=model, metadata=metadata)
-    if os.path.isdir(os.path.join(weights_dir, GUIDE_DIR)):
-        loaded.guide = load_guide(os.path.join(weights_dir, GUIDE_DIR), loaded)
-    return loaded
+    return LoadedWeights(params=params, encoding=encoding, model=model, metadata=metadata)
 
 
 def load_guide(guide_dir, loaded):
