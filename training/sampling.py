@@ -33,7 +33,7 @@ def make_denoiser(model, params, shape, groups=None, guide=None):
         model, schedule, params.prediction, params.clip_x0,
         self_condition_shape=shape if params.self_condition else None, groups=groups,
         temperature=params.sample_temperature, guide=guide,
-        guidance=params.guidance if guide is not None else 1.0,
+        guidance=params.guidance,
         guide_max_t=(params.guidance_max_t * (params.timesteps - 1)
                      if params.guidance_max_t < 1 else None),
         guided_groups=params.guidance_groups or None)
