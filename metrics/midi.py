@@ -284,6 +284,30 @@ def step_shares_by_gap(pieces: Pieces, resolution: int = COPY_RESOLUTION) -> Dic
     return {gap: (counts[gap], steps[gap] / counts[gap]) for gap in sorted(counts)}
 
 
+def previous_event_pitches(notes: np.ndarray) -> List[np.ndarray]:
+    """For each row, the pitches of the onset event before its own (an event:
+    the rows starting together; empty for the first event's rows)."""
+    if len(notes) == 0:
+        return []
+    event = np.cumsum(np.abs(notes[:, DELTA]) >= CHORD_TOLERANCE)
+    event -= event[0]  # the first note's delta is its gap from the segment start
+    events = np.split(notes[:, PITCH], np.flatnonzero(np.diff(event)) + 1)
+    return [events[index - 1] if index else np.zeros(0) for index in event]
+
+
+def lone_note_rows(notes: np.ndarray, gaps=(0.25, 0.5),
+                   resolution: int = COPY_RESOLUTION) -> np.ndarray:
+    """Rows that are the only note of their event and follow one of `gaps`
+    (beats, rounded to 1/resolution): where Bach writes passing notes."""
+    if len(notes) < 2:
+        return np.zeros(0, np.int64)
+    deltas = notes[:, DELTA]
+    alone = np.append(np.abs(deltas[1:]) >= CHORD_TOLERANCE, True)  # the next row starts later
+    lone = np.isin(np.round(deltas * resolution) / resolution, gaps) & alone
+    lone[0] = False
+    return np.flatnonzero(lone)
+
+
 def on_grid_counts(values: np.ndarray, grid: int = GRID_PER_BEAT,
                    tolerance: float = GRID_TOLERANCE) -> int:
     """How many values (beats) lie within `tolerance` grid steps of the grid."""

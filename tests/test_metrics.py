@@ -360,3 +360,25 @@ def test_cli_default_json_and_reference_loader(generated_folder, monkeypatch):
     assert len(saved["rows"]) == 5  # floor, floor at n=2, random, shuffled, model
     assert saved["reference"]["test_segments"] == 6
     assert "wrote" in out.getvalue()
+
+
+def test_previous_event_pitches_and_lone_note_rows():
+    piece = np.array([
+        [48, 1.0, 0.0, 80],
+        [60, 1.0, 0.0, 80],        # event 0: 48, 60
+        [62, 0.5, 1.0, 80],        # event 1, alone after a beat: not lone
+        [64, 0.5, 0.5, 80],        # event 2, alone after 1/2 beat: lone
+        [50, 0.25, 0.25 + 1e-4, 80],  # event 3 (gap rounds to 1/4), two notes: not lone
+        [65, 0.25, 0.0, 80],
+        [67, 0.5, 0.25, 80],       # event 4, the last row, alone: lone
+    ], np.float64)
+    before = m.previous_event_pitches(piece)
+    assert [list(b) for b in before] == [[], [], [48, 60], [62], [64], [64], [50, 65]]
+    assert m.lone_note_rows(piece).tolist() == [3, 6]
+    assert m.lone_note_rows(piece, gaps=(1.0,)).tolist() == [2]
+    assert m.lone_note_rows(piece[:1]).tolist() == []
+    assert m.previous_event_pitches(piece[:0]) == []
+    # A first note starting after the segment start opens event 0 all the same.
+    shifted = piece.copy()
+    shifted[0, 2] = 2.0
+    assert [list(b) for b in m.previous_event_pitches(shifted)][:3] == [[], [], [48, 60]]
