@@ -119,18 +119,10 @@ def set_guidance(loaded, weights_dir):
         loaded.params = loaded.params.replace(
             guidance_groups=tuple(int(group) for group in FLAGS.guidance_groups))
     params_lib.validate(loaded.params)
-    if loaded.params.guidance == 1.0:
-        return
-    guide_dir = FLAGS.guide or os.path.join(weights_dir, weights.GUIDE_DIR)
-    if FLAGS.guide or os.path.isdir(guide_dir):
-        loaded.guide = weights.load_guide(guide_dir, loaded)
-        return
-    if FLAGS.guidance is not None:
-        raise ValueError(f"--guidance={FLAGS.guidance:g} needs a guide network and "
-                         f"{guide_dir} does not exist; pass --guide=DIR or --guidance=1")
-    print(f"note: {guide_dir} does not exist, so no autoguidance (train a guide with "
-          f"`python train.py --preset=midi_guide --export={guide_dir}`)")
-    loaded.params = loaded.params.replace(guidance=1.0)
+    note = weights.attach_guide(loaded, weights_dir, FLAGS.guide,
+                                guidance_asked=FLAGS.guidance is not None)
+    if note:
+        print(note)
 
 
 def main(argv):

@@ -71,22 +71,20 @@ def main(argv):
 
     os.chdir(common.ROOT)
     loaded = weights.load(FLAGS.weights)
-    params = loaded.params
-    if params.domain != "midi" or params.encoding != "onehot":
+    if loaded.params.domain != "midi" or loaded.params.encoding != "onehot":
         raise app.UsageError(f"{FLAGS.weights}: needs MIDI weights with the onehot "
-                             f"encoding (domain {params.domain!r}, encoding "
-                             f"{params.encoding!r})")
+                             f"encoding (domain {loaded.params.domain!r}, encoding "
+                             f"{loaded.params.encoding!r})")
     if FLAGS.guidance is not None:
-        params = params.replace(guidance=FLAGS.guidance)
-    guide_dir = os.path.join(FLAGS.weights, weights.GUIDE_DIR)
-    guide = None
-    if params.guidance != 1.0 and not os.path.isdir(guide_dir):
-        if FLAGS.guidance is not None:
-            raise app.UsageError(f"--guidance={FLAGS.guidance:g}: {guide_dir} does not exist")
-        print(f"note: {guide_dir} does not exist, so no autoguidance")
-        params = params.replace(guidance=1.0)
-    if params.guidance != 1.0:
-        guide = weights.load_guide(guide_dir, loaded)
+        loaded.params = loaded.params.replace(guidance=FLAGS.guidance)
+    try:
+        note = weights.attach_guide(loaded, FLAGS.weights,
+                                    guidance_asked=FLAGS.guidance is not None)
+    except ValueError as error:
+        raise app.UsageError(str(error)) from None
+    if note:
+        print(note)
+    params = loaded.params
     encoding = loaded.encoding
     rng = np.random.default_rng(FLAGS.seed)
     segments = [segment for segment in evaluate.reference_segments(
@@ -106,7 +104,7 @@ def main(argv):
 
     denoiser, schedule = sampling.make_denoiser(
         loaded.model, params, list(codes.shape),
-        sampling.categorical_groups(params, encoding), guide)
+        sampling.categorical_groups(params, encoding), loaded.guide)
     spacing = sampling.spacing_option(params, loaded.metadata.get("time_warp", {})
                                       .get("probabilities"))
     sampler = samplers.get_sampler(params.sampler)

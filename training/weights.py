@@ -172,3 +172,25 @@ def load_guide(guide_dir, loaded):
                            f"{', '.join(differ)} differ (train the guide on the same "
                            "data with the same objective)")
     return guide.model
+
+
+def attach_guide(loaded, weights_dir, guide_dir=None, guidance_asked=False):
+    """Sets loaded.guide when loaded.params asks for guidance: the network in
+    guide_dir, else in weights_dir's guide/ folder.
+
+    Without either, guidance is refused if the caller asked for it
+    (guidance_asked, e.g. an explicit --guidance flag: ValueError), else
+    turned off in loaded.params. Returns a note for the user then, else None.
+    """
+    if loaded.params.guidance == 1.0:
+        return None
+    folder = guide_dir or os.path.join(weights_dir, GUIDE_DIR)
+    if guide_dir or os.path.isdir(folder):
+        loaded.guide = load_guide(folder, loaded)
+        return None
+    if guidance_asked:
+        raise ValueError(f"--guidance={loaded.params.guidance:g} needs a guide network and "
+                         f"{folder} does not exist; pass --guide=DIR or --guidance=1")
+    loaded.params = loaded.params.replace(guidance=1.0)
+    return (f"note: {folder} does not exist, so no autoguidance (train a guide with "
+            f"`python train.py --preset=midi_guide --export={folder}`)")
