@@ -32,6 +32,8 @@ flags.DEFINE_integer("n", 80, "training segments")
 flags.DEFINE_integer("seed", 0, "picks the segments and the 'other' notes; sampler seed")
 flags.DEFINE_float("guidance", None, "autoguidance scale (default: the weights' params; "
                    "1 = off)")
+flags.DEFINE_string("guide", None, "weights folder of the guide network (default: the "
+                    "weights folder's guide/)")
 flags.DEFINE_string("name", None, "names the JSON (default: the weights folder's name)")
 FLAGS = flags.FLAGS
 
@@ -78,7 +80,7 @@ def main(argv):
     if FLAGS.guidance is not None:
         loaded.params = loaded.params.replace(guidance=FLAGS.guidance)
     try:
-        note = weights.attach_guide(loaded, FLAGS.weights,
+        note = weights.attach_guide(loaded, FLAGS.weights, FLAGS.guide,
                                     guidance_asked=FLAGS.guidance is not None)
     except ValueError as error:
         raise app.UsageError(str(error)) from None
