@@ -37,6 +37,7 @@ flags.DEFINE_string("guide", None, "weights folder of the guide network (default
 flags.DEFINE_string("name", None, "names the JSON (default: the weights folder's name)")
 FLAGS = flags.FLAGS
 
+
 def pitch_shares(filled, truth, positions):
     """The shares the table reports, over (segment, row) positions."""
     import numpy as np
