@@ -15,7 +15,6 @@ held-out split is never read. Prints a markdown table and writes
 bench/results/context_<name>.json.
 """
 
-import json
 import os
 import sys
 
