@@ -29,6 +29,9 @@ flags.DEFINE_enum("sampler", None, SAMPLER_NAMES,
 flags.DEFINE_enum("spacing", None, ["uniform", "logsnr", "warp"], "step grid: even in t, "
                   "in log-SNR, or in the time warp learned with --time_warping (default: "
                   "the weights' sample_spacing, else the sampler's own)")
+flags.DEFINE_float("rolling", None, "midi models trained with --rolling_share: width of "
+                   "the rolling noise levels, earlier notes denoised ahead of later ones; "
+                   "0: every note at one level (default: the weights' sample_rolling)")
 flags.DEFINE_integer("steps", None, "denoiser evaluations (default: the weights' "
                      "sample_steps; all T steps for ddpm)")
 flags.DEFINE_float("temperature", None, "categorical models: divide the logits by this "
@@ -145,6 +148,8 @@ def main(argv):
         loaded.params = loaded.params.replace(sample_temperature=FLAGS.temperature)
     if FLAGS.spacing is not None:
         loaded.params = loaded.params.replace(sample_spacing=FLAGS.spacing)
+    if FLAGS.rolling is not None:
+        loaded.params = loaded.params.replace(sample_rolling=FLAGS.rolling)
     set_guidance(loaded, weights_dir)
     sampler_name = FLAGS.sampler or loaded.params.sampler
     steps = FLAGS.steps or sampling.default_steps(loaded.params, sampler_name)

@@ -78,6 +78,10 @@ class Params:
     guidance_groups: Tuple[int, ...] = ()  # categorical: guide these one-hot groups only
     # (onehot: 0 pitch class, 1 octave, 2 duration, 3 onset gap); (): all
     sample_spacing: str = ""  # step grid: uniform | logsnr | warp | "" (the sampler's own)
+    # Rolling noise levels (diffusion/rolling.py): earlier notes ahead of later ones.
+    sample_rolling: float = 0.0  # its width when sampling; 0: every note at one level
+    rolling_share: float = 0.0  # causal_unet: share of training examples drawn rolling
+    rolling_width: float = 8.0  # their widths are uniform in [0, rolling_width]
     self_condition: bool = False  # feed the previous x_0 estimate back (Chen et al. 2022)
     loss_weighting: str = "none"  # none | min_snr (Hang et al. 2023)
     time_warping: bool = False  # categorical: draw t where the loss changes (CDCD)
@@ -368,6 +372,17 @@ def _check_interval_lags(params: Params) -> None:
                          f"encoding {params.encoding!r} has none (use onehot)")
 
 
+def _check_rolling(params: Params) -> None:
+    if params.model != "causal_unet":
+        raise ValueError(f"rolling noise levels (--sample_rolling, --rolling_share) need "
+                         f"a time per note: --model=causal_unet (got {params.model!r})")
+    if not 0 <= params.rolling_share <= 1:
+        raise ValueError(f"--rolling_share={params.rolling_share:g} must be in [0, 1]")
+    if params.sample_rolling < 0 or params.rolling_width <= 0:
+        raise ValueError(f"--sample_rolling={params.sample_rolling:g} must be >= 0 and "
+                         f"--rolling_width={params.rolling_width:g} > 0")
+
+
 def validate(params: Params) -> None:
     """Refuses combinations that cannot work, with the flag to change."""
     if params.domain not in DOMAINS:
@@ -397,6 +412,8 @@ def validate(params: Params) -> None:
                          "--sample_spacing=uniform or logsnr)")
     if params.interval_lags:
         _check_interval_lags(params)
+    if params.sample_rolling or params.rolling_share:
+        _check_rolling(params)
     if params.guidance < 0:
         raise ValueError(f"--guidance={params.guidance:g} must be >= 0 (1: the model "
                          "alone, 0: its guide alone)")

@@ -107,8 +107,8 @@ def main(argv):
     denoiser, schedule = sampling.make_denoiser(
         loaded.model, params, list(codes.shape),
         sampling.categorical_groups(params, encoding), loaded.guide)
-    spacing = sampling.spacing_option(params, loaded.metadata.get("time_warp", {})
-                                      .get("probabilities"))
+    grid = sampling.grid_options(params, loaded.metadata.get("time_warp", {})
+                                 .get("probabilities"))
     sampler = samplers.get_sampler(params.sampler)
     results = {}
     for kind, positions in (("lone", lone), ("other", other)):
@@ -117,7 +117,7 @@ def main(argv):
             known_mask[segment, row, :pitch_width] = 0.0
         x_init = tf.random.stateless_normal(codes.shape, [FLAGS.seed, 0])
         filled = sampler(denoiser, x_init, schedule, params.sample_steps, FLAGS.seed,
-                         known=codes, known_mask=known_mask, **spacing).numpy()
+                         known=codes, known_mask=known_mask, **grid).numpy()
         results[kind] = dict(notes=len(positions), **pitch_shares(
             [encoding.decode(piece) for piece in filled], segments, positions))
 

@@ -22,11 +22,14 @@ def _check_prediction(prediction):
 
 
 def broadcast(rates, like):
-    """[batch] rates -> [batch, 1, ..., 1] matching the rank of `like`."""
+    """[batch] (or per-note [batch, length]) rates -> trailing 1s to the rank of `like`."""
     rates = tf.convert_to_tensor(rates)
     if rates.shape.rank == 0:
         return rates
-    return tf.reshape(rates, [-1] + [1] * (like.shape.rank - 1))
+    if rates.shape.rank == 1:
+        return tf.reshape(rates, [-1] + [1] * (like.shape.rank - 1))
+    return tf.reshape(rates, tf.concat(
+        [tf.shape(rates), tf.ones([like.shape.rank - rates.shape.rank], tf.int32)], 0))
 
 
 def q_sample(schedule, x_0, t, noise):
@@ -144,13 +147,15 @@ def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
     Args:
       model_fn: callable (x_t, t_float) -> network output shaped like x_0, or
         (x_t, t_float, x0_estimate) -> output when self_condition_mask is given.
-      t: int timesteps [batch]; noise: epsilon shaped like x_0.
+      t: int timesteps [batch], or [batch, length] for a level per note (rolling
+        levels, diffusion/rolling.py); noise: epsilon shaped like x_0.
       self_condition_mask: optional bool [batch]; where true the network also
         sees its own (stop-gradient) estimate of x_0 from a first pass, as in
         self-conditioning (Chen et al. 2022, "Analog Bits"); elsewhere zeros.
       groups: one-hot group sizes, for categorical prediction (cross-entropy).
     Returns:
-      float32 [batch] losses (callers average them over the global batch).
+      float32 losses shaped like t: [batch], or [batch, length] per note
+      (callers average them over the global batch).
     """
     x_t = q_sample(schedule, x_0, t, noise)
     target = training_target(schedule, x_0, noise, t, prediction)
@@ -167,8 +172,9 @@ def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
         estimate = tf.stop_gradient(use * estimate)
         output = tf.cast(model_fn(x_t, t_float, estimate), tf.float32)
     if prediction == "categorical":
-        per_example = tf.reduce_mean(categorical_cross_entropy(output, x_0, groups), axis=1)
+        losses = categorical_cross_entropy(output, x_0, groups)  # [batch, length]
     else:
-        squared = tf.square(output - target)
-        per_example = tf.reduce_mean(tf.reshape(squared, [tf.shape(squared)[0], -1]), axis=1)
-    return per_example * loss_weights(schedule, t, prediction, weighting, gamma)
+        losses = tf.square(output - target)
+    # per example, or per note when t is: the mean over everything else
+    losses = tf.reduce_mean(tf.reshape(losses, tf.concat([tf.shape(t), [-1]], 0)), axis=-1)
+    return losses * loss_weights(schedule, t, prediction, weighting, gamma)

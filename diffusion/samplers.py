@@ -1,9 +1,11 @@
 """Samplers: plain functions with one shared signature (k-diffusion style).
 
     sampler(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
-            t_start=None, known=None, known_mask=None, spacing=..., **options)
+            t_start=None, known=None, known_mask=None, spacing=..., rolling=0.0,
+            **options)
 
   denoiser    callable (x_t, t) -> pred_noise, t float32 [batch] in [0, T-1]
+              ([batch, length] with rolling levels)
               (wrap a network with `epsilon_denoiser`);
   x_init      x at the first step: pure noise N(0, I), or a partly noised
               input from `noised_start` for variations (then pass t_start);
@@ -12,7 +14,10 @@
   callback    optional callable(step, x, pred_x0) after each step;
   known, known_mask  inpainting: where known_mask is 1 the output equals
               `known` exactly, and at every step that region is replaced by
-              the ground truth noised to the current level (RePaint-style).
+              the ground truth noised to the current level (RePaint-style);
+  rolling     > 0: every note has its own timestep, earlier notes ahead of
+              later ones by this width of the grid (diffusion/rolling.py;
+              for networks trained with rolling levels).
 
 A sampler's step is compiled with tf.function once per denoiser and reused by
 every later run (any seed, step count or start), so a run costs its denoiser
@@ -28,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from diffusion import process, time_warp
+from diffusion.rolling import rolling_levels_np
 
 SPACINGS = ("uniform", "logsnr")
 
@@ -126,11 +132,15 @@ def noised_start(schedule, x_0, t_start, seed):
     return process.q_sample(schedule, x_0, tf.fill([tf.shape(x_0)[0]], float(t_start)), noise)
 
 
-def timestep_grid(schedule, num_steps, spacing="logsnr", t_start=None):
+def timestep_grid(schedule, num_steps, spacing="logsnr", t_start=None, rolling=0.0,
+                  length=None):
     """num_steps timesteps from t_start to 0, then -1 (clean), float64 numpy.
 
     spacing: "uniform" (even in t), "logsnr", or a learned time warp's slice
     probabilities (diffusion/time_warp.py): even in its CDF.
+    rolling > 0: a [num_steps + 1, length] grid, one column per note, whose
+    levels roll from the first note to the last (diffusion/rolling.py); each
+    level maps to a timestep as the shared grid's does.
     """
     if num_steps < 1:
         raise ValueError(f"num_steps must be at least 1, got {num_steps}")
@@ -141,6 +151,12 @@ def timestep_grid(schedule, num_steps, spacing="logsnr", t_start=None):
         raise ValueError(f"unknown spacing {spacing!r}; choose {' or '.join(SPACINGS)}, "
                          "or pass a time warp's slice probabilities (summing to 1)")
     t_start = schedule.num_timesteps - 1 if t_start is None else float(t_start)
+    if rolling:
+        if num_steps < 2 or length is None:
+            raise ValueError("a rolling grid needs at least 2 steps and the sequence length")
+        levels = rolling_levels_np(np.linspace(1.0, 0.0, num_steps), rolling, length)
+        grid = _levels_to_times(schedule, levels, warp, spacing, t_start)
+        return np.concatenate([grid, np.full([1, length], -1.0)])
     if num_steps == 1:
         grid = np.array([t_start])
     elif warp is not None:
@@ -154,14 +170,39 @@ def timestep_grid(schedule, num_steps, spacing="logsnr", t_start=None):
     return np.concatenate([grid, [-1.0]])
 
 
+def _levels_to_times(schedule, levels, warp, spacing, t_start):
+    """Timesteps of rolling levels u in [0, 1] (1: t_start, 0: t = 0), even in
+    the spacing's coordinate as the shared grid above is: t, log-SNR, or the
+    time warp's CDF."""
+    if warp is not None:
+        u = levels * time_warp.cdf(t_start, schedule.num_timesteps, warp)
+        times = time_warp.inverse_cdf(u, schedule.num_timesteps, warp).numpy()
+    elif spacing == "uniform":
+        times = levels * t_start
+    else:
+        start, end = schedule.log_snr_np(t_start), schedule.log_snr_np(0.0)
+        times = schedule.t_from_log_snr(end + levels * (start - end))
+    # the end points exactly, whatever the rounding of the maps
+    return np.where(levels >= 1.0, t_start, np.where(levels <= 0.0, 0.0, times))
+
+
+def _grid(schedule, num_steps, spacing, t_start, rolling, x_init):
+    """The _Grid of a sampler's arguments (rolling: one column per note of x_init)."""
+    length = int(x_init.shape[1]) if rolling else None
+    return _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start, rolling,
+                                         length))
+
+
 class _Grid:
     """Per-step constants of a grid, computed in float64.
 
     Step i goes from grid point i to i + 1; `values` holds one array per name
     with a value for each step (`next_*` at point i + 1). `rows()` gives each
-    step its own float32 scalars: the compiled step then sees the same argument
-    shapes whatever the step count, so one trace serves every run (whole grid
-    arrays indexed in the graph would retrace for each new length).
+    step its own float32 scalars (a rolling grid: one [length, 1] column per
+    name, which broadcasts over the batch and the features): the compiled step
+    then sees the same argument shapes whatever the step count, so one trace
+    serves every run (whole grid arrays indexed in the graph would retrace for
+    each new length).
     """
 
     def __init__(self, schedule, times):
@@ -169,6 +210,7 @@ class _Grid:
         with np.errstate(divide="ignore"):
             log_snrs = np.log(signal_rates) - np.log(noise_rates)
         self.num_steps = len(times) - 1
+        self.length = np.shape(times)[1] if np.ndim(times) > 1 else None
         self.signal_rates_np, self.noise_rates_np, self.log_snrs_np = (
             signal_rates, noise_rates, log_snrs)
         self.values = {}
@@ -178,18 +220,31 @@ class _Grid:
 
     def add(self, **values):
         for name, value in values.items():
-            self.values[name] = np.broadcast_to(np.asarray(value, np.float64), [self.num_steps])
+            value = np.asarray(value, np.float64)
+            if self.length is None:
+                self.values[name] = np.broadcast_to(value, [self.num_steps])
+            else:  # [steps, length, 1]; a value per step applies to every note
+                value = value[:, None] if value.ndim == 1 else value
+                self.values[name] = np.broadcast_to(value, [self.num_steps, self.length])[..., None]
 
     def rows(self):
-        """One {name: float32 scalar tensor} per step (one unstack op per name)."""
+        """One {name: float32 tensor} per step (one unstack op per name)."""
         columns = {name: tf.unstack(tf.constant(value, tf.float32))
                    for name, value in self.values.items()}
         return [dict(zip(columns, row)) for row in zip(*columns.values())]
 
 
+def _timesteps(grid, x):
+    """The denoiser's t for a step's row: [batch], or [batch, length] per note."""
+    times = grid["times"]
+    if times.shape.rank == 0:
+        return tf.fill([tf.shape(x)[0]], times)
+    return tf.broadcast_to(tf.reshape(times, [1, -1]), tf.shape(x)[:2])
+
+
 def _evaluate(denoiser, grid, x):
     """(pred_x0, pred_noise) at the start point of a step (grid: its row)."""
-    t = tf.fill([tf.shape(x)[0]], grid["times"])
+    t = _timesteps(grid, x)
     pred_noise = tf.cast(denoiser(x, t), tf.float32)
     pred_x0 = (x - grid["noise_rates"] * pred_noise) / grid["signal_rates"]
     return pred_x0, pred_noise
@@ -271,9 +326,9 @@ def _ddpm_update(denoiser, step, x, carry, grid, seed):
 
 
 def sample_ddpm(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
-                t_start=None, known=None, known_mask=None, spacing="uniform"):
+                t_start=None, known=None, known_mask=None, spacing="uniform", rolling=0.0):
     """DDPM ancestral sampling with the posterior variance (Ho et al. 2020, Alg. 2)."""
-    grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
+    grid = _grid(schedule, num_steps, spacing, t_start, rolling, x_init)
     # Posterior q(x_s | x_t, x_0) between consecutive grid points t -> s (equal
     # to eq. 7 of Ho et al. when s = t - 1; "respaced" otherwise).
     alpha_bar = grid.signal_rates_np ** 2
@@ -297,9 +352,10 @@ def _ddim_update(denoiser, step, x, carry, grid, seed):
 
 
 def sample_ddim(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
-                t_start=None, known=None, known_mask=None, spacing="logsnr", eta=0.0):
+                t_start=None, known=None, known_mask=None, spacing="logsnr", rolling=0.0,
+                eta=0.0):
     """DDIM, deterministic at eta = 0 (Song, Meng & Ermon 2021, eq. 12)."""
-    grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
+    grid = _grid(schedule, num_steps, spacing, t_start, rolling, x_init)
     alpha_bar = grid.signal_rates_np ** 2
     one_minus = grid.noise_rates_np ** 2
     # sigma_t(eta) of eq. 16; at eta = 1 it is the DDPM posterior std.
@@ -330,8 +386,8 @@ def _dpmpp_2m_sde_update(denoiser, step, x, previous_x0, grid, seed):
 
 
 def _dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback, t_start, known,
-              known_mask, spacing, eta):
-    grid = _Grid(schedule, timestep_grid(schedule, num_steps, spacing, t_start))
+              known_mask, spacing, rolling, eta):
+    grid = _grid(schedule, num_steps, spacing, t_start, rolling, x_init)
     log_snrs = grid.log_snrs_np
     step_sizes = log_snrs[1:] - log_snrs[:-1]  # h_i = lambda_{i+1} - lambda_i (inf at the end)
     # x_{i+1} = (sigma_{i+1} / sigma_i) exp(-eta h_i) x_i
@@ -339,14 +395,16 @@ def _dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback, t_start, kn
     #           + sigma_{i+1} sqrt(1 - exp(-2 eta h_i)) z
     # (eta = 0: the ODE solver, Lu et al. 2022 Alg. 2; eta = 1: its SDE form, whose
     # first-order step is exactly the DDPM posterior step)
-    with np.errstate(over="ignore", invalid="ignore"):
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         ratio_x = grid.noise_rates_np[1:] / grid.noise_rates_np[:-1] * np.exp(-eta * step_sizes)
         coef_d = -grid.signal_rates_np[1:] * np.expm1(-(1.0 + eta) * step_sizes)
         # D_i = (1 + 1/(2 r_i)) x0_i - 1/(2 r_i) x0_{i-1}, r_i = h_{i-1} / h_i; the
         # first step and the final step to sigma = 0 stay first order.
-        half_inverse_r = np.zeros(grid.num_steps)
+        half_inverse_r = np.zeros_like(step_sizes)
         half_inverse_r[1:] = step_sizes[1:] / (2.0 * step_sizes[:-1])
-    half_inverse_r[~np.isfinite(step_sizes)] = 0.0
+    # A rolling grid holds notes still (h = 0) before they start and after they
+    # end: their first moving step is first order too.
+    half_inverse_r[~np.isfinite(step_sizes) | ~np.isfinite(half_inverse_r)] = 0.0
     ratio_x[~np.isfinite(step_sizes)] = 0.0  # sigma_{i+1} = 0 at the clean end point
     grid.add(ratio_x=ratio_x, coef_d=coef_d, half_inverse_r=half_inverse_r)
     update = _dpmpp_2m_update
@@ -359,25 +417,26 @@ def _dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback, t_start, kn
 
 
 def sample_dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
-                    t_start=None, known=None, known_mask=None, spacing="logsnr"):
+                    t_start=None, known=None, known_mask=None, spacing="logsnr",
+                    rolling=0.0):
     """DPM-Solver++(2M), multistep second order in x_0 (Lu et al. 2022, Alg. 2)."""
     return _dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback, t_start,
-                     known, known_mask, spacing, eta=0.0)
+                     known, known_mask, spacing, rolling, eta=0.0)
 
 
 def sample_dpmpp_2m_sde(denoiser, x_init, schedule, num_steps, seed, callback=None, *,
                         t_start=None, known=None, known_mask=None, spacing="logsnr",
-                        eta=1.0):
+                        rolling=0.0, eta=1.0):
     """DPM-Solver++(2M) SDE, the stochastic multistep solver (Lu et al. 2022, sec. 5)."""
     return _dpmpp_2m(denoiser, x_init, schedule, num_steps, seed, callback, t_start,
-                     known, known_mask, spacing, eta=eta)
+                     known, known_mask, spacing, rolling, eta=eta)
 
 
 def _inversion_update(denoiser, step, x, carry, grid, seed):
     # A grid step run backwards: from its end point up to its start point.
     # 1. epsilon at the noisier target point's timestep: the DDIM step that
     #    comes back down evaluates there, so the two errors cancel to first order
-    t = tf.fill([tf.shape(x)[0]], grid["times"])
+    t = _timesteps(grid, x)
     pred_noise = tf.cast(denoiser(x, t), tf.float32)
     pred_x0 = (x - grid["next_noise_rates"] * pred_noise) / grid["next_signal_rates"]
     # 2. re-noise deterministically to the target point

@@ -49,14 +49,15 @@ def bucket_probabilities(bucket_losses, bucket_updates, uniform_share=UNIFORM_SH
 
 
 def inverse_cdf(u, num_timesteps, probabilities):
-    """t = F^-1(u) for u in [0, 1], float32 in [0, T]: F is linear inside a slice."""
+    """t = F^-1(u) for u in [0, 1] (any shape), float32 in [0, T]: F is linear
+    inside a slice."""
     probabilities = tf.convert_to_tensor(probabilities, tf.float32)
     num_buckets = probabilities.shape[0]
     u = tf.convert_to_tensor(u, tf.float32)
     # 1. the CDF at the slices' edges
     edges = tf.concat([[0.0], tf.cumsum(probabilities)], axis=0)
     # 2. the slice holding u (a comparison count: XLA has no searchsorted)
-    bucket = tf.reduce_sum(tf.cast(u[:, None] >= edges[None, 1:-1], tf.int32), axis=1)
+    bucket = tf.reduce_sum(tf.cast(u[..., None] >= edges[1:-1], tf.int32), axis=-1)
     # 3. the position inside the slice, then the timestep
     fraction = (u - tf.gather(edges, bucket)) / tf.gather(probabilities, bucket)
     return (tf.cast(bucket, tf.float32) + tf.clip_by_value(fraction, 0.0, 1.0)) \

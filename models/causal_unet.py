@@ -59,7 +59,9 @@ class CausalUNet(Denoiser):
 
     Call arguments:
         inputs: `[x_t, t]`: x_t float [batch, length, features], t float
-            [batch] diffusion times (may be fractional).
+            [batch] diffusion times (may be fractional), or [batch, length]
+            with a time per note (rolling levels, diffusion/rolling.py): each
+            coarser stage then sees the mean embedding of the notes it merges.
         training: whether dropout is active.
 
     Returns:
@@ -178,26 +180,32 @@ class CausalUNet(Denoiser):
         h = h + ops.cast(self.position_embedding(h), h.dtype)
         input_features = h
 
+        # One embedding per stage resolution (all the same one unless per note).
+        stage_times = [time_embedding]
+        for _ in self.stage_channels:
+            stage_times.append(ops.average_pool(stage_times[-1], 2, 2)
+                               if len(time_embedding.shape) == 3 else time_embedding)
+
         skips = []
-        for downsample, block, attention in zip(self.downsamples, self.down_blocks,
-                                                self.down_attention):
+        for downsample, block, attention, stage_time in zip(
+                self.downsamples, self.down_blocks, self.down_attention, stage_times[1:]):
             h = downsample(h)
-            h = block(h, time_embedding, training=training)
+            h = block(h, stage_time, training=training)
             h = attention(h, training=training)
             skips.append(h)
 
         for block in self.mid_blocks:
-            h = block(h, time_embedding, training=training)
+            h = block(h, stage_times[-1], training=training)
 
-        for block, attention, skip in reversed(list(zip(self.up_blocks, self.up_attention,
-                                                       skips))):
+        for block, attention, skip, stage_time in reversed(list(zip(
+                self.up_blocks, self.up_attention, skips, stage_times[1:]))):
             h = ops.concatenate([h, ops.cast(skip, h.dtype)], axis=-1)
-            h = block(h, time_embedding, training=training)
+            h = block(h, stage_time, training=training)
             h = attention(h, training=training)
             h = self.upsample(h)
 
         h = ops.concatenate([h, ops.cast(input_features, h.dtype)], axis=-1)
-        h = self.output_block(h, time_embedding, training=training)
+        h = self.output_block(h, stage_times[0], training=training)
         return ops.cast(self.output_projection(h), "float32")
 
     def get_config(self):

@@ -61,10 +61,11 @@ class TimeEmbedding(keras.layers.Layer):
         **kwargs: base `keras.layers.Layer` arguments (name, dtype, ...).
 
     Call arguments:
-        t: float tensor [batch] (or [batch, 1]) of diffusion times.
+        t: float tensor [batch] (or [batch, 1]) of diffusion times, or
+            [batch, length] with a time per note (rolling levels).
 
     Returns:
-        [batch, dim] embedding.
+        [batch, dim] embedding, or [batch, length, dim] for per-note times.
     """
 
     def __init__(self, dim, max_period=10000.0, **kwargs):
@@ -86,11 +87,17 @@ class TimeEmbedding(keras.layers.Layer):
         self.built = True
 
     def call(self, t):
-        t = ops.reshape(ops.cast(t, "float32"), (-1,))
-        features = sinusoidal_embedding(t, self.dim, self.max_period)
-        return self.output_projection(self.hidden(features))
+        t = ops.cast(t, "float32")
+        per_note = len(t.shape) == 2 and t.shape[1] != 1
+        features = sinusoidal_embedding(ops.reshape(t, (-1,)), self.dim, self.max_period)
+        embedding = self.output_projection(self.hidden(features))
+        if per_note:
+            return ops.reshape(embedding, (ops.shape(t)[0], ops.shape(t)[1], self.dim))
+        return embedding
 
     def compute_output_shape(self, t_shape):
+        if t_shape and len(t_shape) == 2 and t_shape[1] != 1:
+            return (t_shape[0], t_shape[1], self.dim)
         return (t_shape[0] if t_shape else None, self.dim)
 
     def get_config(self):
@@ -283,8 +290,8 @@ class CausalConvBlock(keras.layers.Layer):
     plus a residual (1x1 conv when the channel count changes). LayerNorm runs
     over channels at each note, so it never mixes notes.
 
-    The time embedding is projected to ONE vector per channel and broadcast
-    over all notes: every note sees the same noise level.
+    The time embedding is projected to one vector per channel, broadcast
+    over all notes, or one per note when each note has its own noise level.
 
     Args:
         channels: output channels.
@@ -297,7 +304,7 @@ class CausalConvBlock(keras.layers.Layer):
 
     Call arguments:
         inputs: [batch, length, in_channels].
-        time_embedding: [batch, time_dim].
+        time_embedding: [batch, time_dim], or [batch, length, time_dim].
         training: whether dropout is active.
 
     Returns:
@@ -342,9 +349,9 @@ class CausalConvBlock(keras.layers.Layer):
         self.built = True
 
     def project_time(self, time_embedding):
-        """[batch, time_dim] -> [batch, 1, channels]: one vector per channel."""
+        """[batch, time_dim] -> [batch, 1, channels] (per note: [batch, length, channels])."""
         projected = self.time_projection(ops.silu(time_embedding))
-        return ops.expand_dims(projected, 1)
+        return projected if len(projected.shape) == 3 else ops.expand_dims(projected, 1)
 
     def call(self, inputs, time_embedding, training=None):
         x = self.conv1(inputs)
@@ -576,7 +583,7 @@ class FiLMTransformerBlock(keras.layers.Layer):
 
     Call arguments:
         inputs: [batch, length, channels].
-        time_embedding: [batch, time_dim].
+        time_embedding: [batch, time_dim], or [batch, length, time_dim].
         training: whether dropout is active.
 
     Returns:

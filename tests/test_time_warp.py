@@ -178,9 +178,9 @@ def test_warp_spacing_needs_a_learned_warp():
     warped = params.replace(time_warping=True)
     params_lib.validate(warped)
     with pytest.raises(ValueError, match="these weights have none"):
-        sampling.spacing_option(warped, None)
-    assert sampling.spacing_option(warped, [0.5, 0.5]) == {"spacing": [0.5, 0.5]}
-    assert sampling.spacing_option(params.replace(sample_spacing=""), None) == {}
+        sampling.grid_options(warped, None)
+    assert sampling.grid_options(warped, [0.5, 0.5]) == {"spacing": [0.5, 0.5]}
+    assert sampling.grid_options(params.replace(sample_spacing=""), None) == {}
 
 
 def test_a_skipped_step_leaves_the_curve_alone(tmp_path):

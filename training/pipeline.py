@@ -32,13 +32,16 @@ def _with_randomness(seed, num_timesteps, key, crop=0):
         # A continuous uniform draw for time warping (t = F^-1(u), any real t
         # reachable); its own stream, so the other draws are as without it.
         u = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(base, 4))
-        return {"x_0": x_0, "t": t, "noise": noise, "self_condition": coin < 0.5, "u": u}
+        # Whether the example's notes get rolling levels (--rolling_share).
+        roll = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(base, 5))
+        return {"x_0": x_0, "t": t, "noise": noise, "self_condition": coin < 0.5, "u": u,
+                "roll": roll}
     return add
 
 
 def training_stream(dataset, seed, num_timesteps, global_batch, key="notes",
                     shuffle_buffer=10000, fixed_batches=0, start_batch=0, crop=0):
-    """Shuffled, repeated batches of {x_0, t, noise, self_condition, u}; infinite.
+    """Shuffled, repeated batches of {x_0, t, noise, self_condition, u, roll}; infinite.
 
     start_batch skips that many batches of the same seeded stream, so a resumed
     run continues exactly where its checkpoint's step left off (the skipped

@@ -40,17 +40,21 @@ def make_denoiser(model, params, shape, groups=None, guide=None):
     return denoiser, schedule
 
 
-def spacing_option(params, time_warp=None):
-    """The samplers' spacing argument for params.sample_spacing ({} for the
-    sampler's own grid); "warp" takes the slice probabilities learned in
-    training (time_warp, as exported in the weights' metadata)."""
+def grid_options(params, time_warp=None):
+    """The samplers' grid arguments: spacing for params.sample_spacing (none
+    for the sampler's own grid; "warp" takes the slice probabilities learned in
+    training, time_warp as exported in the weights' metadata), and rolling for
+    params.sample_rolling when it is set."""
+    options = {"rolling": params.sample_rolling} if params.sample_rolling else {}
     if params.sample_spacing != "warp":
-        return {"spacing": params.sample_spacing} if params.sample_spacing else {}
+        if params.sample_spacing:
+            options["spacing"] = params.sample_spacing
+        return options
     if time_warp is None:
         raise ValueError("--spacing=warp needs the time warp learned in training; these "
                          "weights have none (trained without --time_warping): use "
                          "--spacing=uniform or logsnr")
-    return {"spacing": list(time_warp)}
+    return dict(options, spacing=list(time_warp))
 
 
 def sample_features(model, params, encoding, n, sampler_name, steps, seed, callback=None,
@@ -65,7 +69,7 @@ def sample_features(model, params, encoding, n, sampler_name, steps, seed, callb
     denoiser, schedule = make_denoiser(model, params, shape,
                                        categorical_groups(params, encoding), guide)
     x_init = tf.random.stateless_normal(shape, [seed, 0])
-    spacing = spacing_option(params, time_warp)
     x_0 = samplers.get_sampler(sampler_name)(
-        denoiser, x_init, schedule, steps, seed, callback=callback, **spacing)
+        denoiser, x_init, schedule, steps, seed, callback=callback,
+        **grid_options(params, time_warp))
     return x_0.numpy()

@@ -21,14 +21,14 @@ from tqdm import tqdm
 import models
 import params as params_lib
 from data import midi_io
-from diffusion import process, schedules, time_warp
+from diffusion import process, rolling, schedules, time_warp
 from training import pipeline, summaries
 
 # Fields that may change when a run is resumed; any other change is refused.
 RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "ckpt_every",
                     "eval_batches", "data_dir", "cache_dir", "patience", "max_nonfinite",
                     "sample_every", "jit_compile", "sampler", "sample_steps",
-                    "sample_temperature", "sample_spacing", "guidance",
+                    "sample_temperature", "sample_spacing", "sample_rolling", "guidance",
                     "guidance_max_t", "guidance_groups"}
 NUM_T_BUCKETS = 10
 LOSS_SCALE_PERIOD = 2000
@@ -171,20 +171,35 @@ class Trainer:
     def _replica_gradients(self, batch):
         """(loss, gradients, per-slice loss sums and counts) of one replica's batch."""
         variables = self.model.trainable_variables
+        levels = batch["u"]
+        if self.params.rolling_share:
+            # A time per note: a rolling_share of the examples roll, with widths
+            # uniform in [0, rolling_width] (roll / share is uniform given
+            # roll < share); the others keep their u on every note.
+            share = self.params.rolling_share
+            widths = tf.where(batch["roll"] < share,
+                              self.params.rolling_width * batch["roll"] / share, 0.0)
+            levels = rolling.rolling_levels(levels, widths, batch["x_0"].shape[1])
         if self.params.time_warping:
             probabilities = time_warp.bucket_probabilities(self.warp_losses,
                                                            self.warp_updates)
             batch = dict(batch, t=time_warp.warp_timesteps(
-                batch["u"], self.params.timesteps, probabilities))
+                levels, self.params.timesteps, probabilities))
+        elif self.params.rolling_share:
+            batch = dict(batch, t=tf.minimum(
+                tf.cast(levels * self.params.timesteps, tf.int32), self.params.timesteps - 1))
         with tf.GradientTape() as tape:
             losses = self._losses(self.model, batch, training=True)
+            if losses.shape.rank == 2:  # per note: each example's mean
+                per_note, losses = losses, tf.reduce_mean(losses, axis=1)
             loss = tf.nn.compute_average_loss(losses, global_batch_size=self.global_batch)
             scaled_loss = loss * self.loss_scale
         gradients = tape.gradient(scaled_loss, variables)
         sums = counts = tf.zeros([time_warp.NUM_BUCKETS])  # used only when warping
         if self.params.time_warping:
-            sums, counts = time_warp.bucket_statistics(batch["t"], losses,
-                                                       self.params.timesteps)
+            sums, counts = time_warp.bucket_statistics(
+                batch["t"], per_note if self.params.rolling_share else losses,
+                self.params.timesteps)
         return loss, [tf.cast(g, tf.float32) / self.loss_scale for g in gradients], sums, counts
 
     @tf.function
