@@ -23,9 +23,13 @@ Prints one table row per set and writes the same numbers as JSON (default
                         segments (seeded): the ceiling.
   shuffled              training segments (as many as held-out, seeded) with
                         their rows permuted: right marginals, no succession.
+  train segments        the same training segments as they are: what a model
+                        that reproduced its training data exactly would score
+                        against the held-out split (the sampling noise of as
+                        many pieces, and the shift between the splits).
   generated             the model's files.
 
-Random, shuffled and generated are scored against the held-out segments
+Random, shuffled, train segments and generated are scored against the held-out segments
 (histogram references and Consistency/Variance ground truth); the floor uses
 train as reference so that it is not compared with itself. Copies are searched
 in the whole train pieces under the transpositions the model was trained with
@@ -194,10 +198,10 @@ def build_rows(generated: List[np.ndarray], reference: ReferenceSets, params,
                     midi_metrics.random_notes(reference.train, [len(s) for s in test],
                                               seed=seed, transpose=params.transpose),
                     test_summary))
-    rows.append(row("shuffled",
-                    midi_metrics.shuffled_notes(_subset(reference.train, len(test),
-                                                        [seed, 4]), seed=seed),
+    train_segments = _subset(reference.train, len(test), [seed, 4])
+    rows.append(row("shuffled", midi_metrics.shuffled_notes(train_segments, seed=seed),
                     test_summary))
+    rows.append(row("train segments", train_segments, test_summary))
     rows.append(row(generated_name, generated, test_summary))
     return rows
 

@@ -320,13 +320,13 @@ def test_cli_writes_rows_and_skips_corrupt_file(generated_folder, tmp_path):
     assert "skipped broken.mid:" in text
     assert "notes.txt" not in text
     for name in ("held-out (floor)", "held-out n=2 (floor)", "random notes", "shuffled",
-                 "generated: samples"):
+                 "train segments", "generated: samples"):
         assert name in text
     with open(json_path) as handle:
         saved = json.load(handle)
     assert [r["set"] for r in saved["rows"]] == [
         "held-out (floor)", "held-out n=2 (floor)", "random notes", "shuffled",
-        "generated: samples"]
+        "train segments", "generated: samples"]
     assert saved["files"] == ["a.mid", "b.mid"]
     assert saved["skipped"][0]["file"] == "broken.mid"
     model = saved["rows"][-1]
@@ -335,6 +335,8 @@ def test_cli_writes_rows_and_skips_corrupt_file(generated_folder, tmp_path):
     floor = saved["rows"][0]
     assert floor["copies"] == 0 and floor["diatonic_fit"] == pytest.approx(1.0)
     assert saved["rows"][2]["diatonic_fit"] < 1.0  # random notes
+    train_row = saved["rows"][4]  # real training segments: copied whole, in key
+    assert train_row["longest_copy"] == 32 and train_row["diatonic_fit"] == pytest.approx(1.0)
     assert payload["rows"][-1]["set"] == "generated: samples"
     assert not [n for n in os.listdir(json_path.parent) if n.endswith(".tmp")]
 
@@ -357,7 +359,7 @@ def test_cli_default_json_and_reference_loader(generated_folder, monkeypatch):
     evaluate.evaluate_folder(str(generated_folder), params, out=out)
     assert set(calls) == {"test", "train"}
     saved = json.loads((generated_folder / "evaluation.json").read_text())
-    assert len(saved["rows"]) == 5  # floor, floor at n=2, random, shuffled, model
+    assert len(saved["rows"]) == 6  # floor, floor at n=2, random, shuffled, train, model
     assert saved["reference"]["test_segments"] == 6
     assert "wrote" in out.getvalue()
 
