@@ -85,6 +85,8 @@ class Params:
     self_condition: bool = False  # feed the previous x_0 estimate back (Chen et al. 2022)
     loss_weighting: str = "none"  # none | min_snr (Hang et al. 2023)
     time_warping: bool = False  # categorical: draw t where the loss changes (CDCD)
+    group_loss_weights: Tuple[float, ...] = ()  # categorical: training weight of each
+    # one-hot group's cross-entropy (onehot: pitch class, octave, duration, gap); (): 1s
     min_snr_gamma: float = 5.0
     clip_x0: float = 0.0  # clip x_0 estimates to [-clip_x0, clip_x0] when sampling (0: off)
 
@@ -131,7 +133,8 @@ def _coerce(field, value):
     if isinstance(default, tuple):
         if isinstance(value, str):
             value = [v for v in value.split(",") if v.strip()]
-        return tuple(int(v) for v in value)
+        cast = float if "float" in str(field.type) else int
+        return tuple(cast(v) for v in value)
     if isinstance(default, bool):
         if isinstance(value, str):
             return value.lower() in ("1", "true", "yes")
@@ -412,6 +415,11 @@ def validate(params: Params) -> None:
                          "--sample_spacing=uniform or logsnr)")
     if params.interval_lags:
         _check_interval_lags(params)
+    if params.group_loss_weights and (params.prediction != "categorical" or min(
+            params.group_loss_weights) <= 0):
+        raise ValueError(f"--group_loss_weights={','.join(map(str, params.group_loss_weights))}"
+                         " weighs the one-hot groups of --prediction=categorical; each "
+                         "must be > 0")
     if params.sample_rolling or params.rolling_share:
         _check_rolling(params)
     if params.guidance < 0:

@@ -55,12 +55,17 @@ def categorical_x0(logits, groups):
     return 2.0 * tf.concat([tf.nn.softmax(part) for part in parts], axis=-1) - 1.0
 
 
-def categorical_cross_entropy(logits, x_0, groups):
-    """Sum over groups of the cross-entropy against x_0's hot entries, [batch, L]."""
+def categorical_cross_entropy(logits, x_0, groups, group_weights=None):
+    """Sum over groups of the cross-entropy against x_0's hot entries, [batch, L]
+    (each group's times its weight when group_weights are given)."""
     logits = tf.split(tf.cast(logits, tf.float32), groups, axis=-1)
     labels = tf.split((x_0 + 1.0) / 2.0, groups, axis=-1)
-    return tf.add_n([tf.nn.softmax_cross_entropy_with_logits(label, logit)
-                     for label, logit in zip(labels, logits)])
+    group_weights = group_weights or [1.0] * len(groups)
+    if len(group_weights) != len(groups):
+        raise ValueError(f"{len(group_weights)} group weights for {len(groups)} one-hot "
+                         f"groups {list(groups)}")
+    return tf.add_n([weight * tf.nn.softmax_cross_entropy_with_logits(label, logit)
+                     for label, logit, weight in zip(labels, logits, group_weights)])
 
 
 def split_prediction(x_t, model_output, signal_rates, noise_rates, prediction="epsilon",
@@ -141,7 +146,8 @@ def loss_weights(schedule, t, prediction="epsilon", weighting="none", gamma=5.0)
 
 
 def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
-                   weighting="none", gamma=5.0, self_condition_mask=None, groups=None):
+                   weighting="none", gamma=5.0, self_condition_mask=None, groups=None,
+                   group_weights=None):
     """Per-example weighted mean squared error of the network against its target.
 
     Args:
@@ -153,6 +159,7 @@ def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
         sees its own (stop-gradient) estimate of x_0 from a first pass, as in
         self-conditioning (Chen et al. 2022, "Analog Bits"); elsewhere zeros.
       groups: one-hot group sizes, for categorical prediction (cross-entropy).
+      group_weights: optional weight of each group's cross-entropy (None: 1s).
     Returns:
       float32 losses shaped like t: [batch], or [batch, length] per note
       (callers average them over the global batch).
@@ -172,7 +179,8 @@ def diffusion_loss(model_fn, schedule, x_0, t, noise, prediction="epsilon",
         estimate = tf.stop_gradient(use * estimate)
         output = tf.cast(model_fn(x_t, t_float, estimate), tf.float32)
     if prediction == "categorical":
-        losses = categorical_cross_entropy(output, x_0, groups)  # [batch, length]
+        losses = categorical_cross_entropy(output, x_0, groups,
+                                           group_weights)  # [batch, length]
     else:
         losses = tf.square(output - target)
     # per example, or per note when t is: the mean over everything else

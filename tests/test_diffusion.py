@@ -561,6 +561,11 @@ def test_categorical_prediction_is_cross_entropy_with_expected_x0(linear):
     np.testing.assert_allclose(pred_x0, 2 * np.concatenate([p, q]) - 1, rtol=1e-6)
     ce = process.categorical_cross_entropy(logits, x_0, groups).numpy()[0, 0]
     assert ce == pytest.approx(-np.log(p[0]) - np.log(q[1]), rel=1e-6)
+    weighted = process.categorical_cross_entropy(logits, x_0, groups, [2.0, 0.5])
+    assert weighted.numpy()[0, 0] == pytest.approx(-2 * np.log(p[0]) - 0.5 * np.log(q[1]),
+                                                   rel=1e-6)
+    with pytest.raises(ValueError, match="3 group weights for 2 one-hot groups"):
+        process.categorical_cross_entropy(logits, x_0, groups, [1.0, 1.0, 1.0])
     t = tf.constant([300])
     noise = tf.random.stateless_normal(x_0.shape, [1, 1])
     losses = process.diffusion_loss(lambda x, s: logits, linear, x_0, t, noise,

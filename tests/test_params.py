@@ -62,10 +62,20 @@ def test_home_folder_is_expanded():
     (["--guidance_max_t=0"], r"--guidance_max_t=0 must be in \(0, 1\]"),
     (["--guidance_max_t=1.2"], r"--guidance_max_t=1.2 must be in"),
     (["--guidance_groups=0", "--preset=midi_onehot"], "--prediction=v has none"),
+    (["--group_loss_weights=2,0,1,1"], "each must be > 0"),
+    (["--group_loss_weights=2,1", "--preset=midi_onehot"], "weighs the one-hot groups"),
+    (["--rolling_share=0.5", "--model=transformer"], "need a time per note"),
+    (["--rolling_share=2"], r"--rolling_share=2 must be in \[0, 1\]"),
+    (["--sample_rolling=-1"], "--sample_rolling=-1 must be >= 0"),
 ])
 def test_inconsistent_flags_are_refused(args, message):
     with pytest.raises(ValueError, match=message):
         parse(*args)
+
+
+def test_float_lists_keep_their_fractions():
+    assert parse("--group_loss_weights=2,1.5,1,1").group_loss_weights == (2.0, 1.5, 1.0, 1.0)
+    assert parse("--stage_channels=8,16").stage_channels == (8, 16)
 
 
 def test_seed_cutoff_is_exactly_the_new_nyquist():

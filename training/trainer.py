@@ -154,6 +154,8 @@ class Trainer:
 
     # -- steps ------------------------------------------------------------------
     def _losses(self, model, batch, training):
+        """Per-example (or per-note) losses; held-out ones (training=False)
+        unweighted across one-hot groups, comparable between runs."""
         params = self.params
         if params.self_condition:
             def model_fn(x_t, t, estimate):
@@ -166,7 +168,7 @@ class Trainer:
         return process.diffusion_loss(
             model_fn, self.schedule, batch["x_0"], batch["t"], batch["noise"],
             params.prediction, params.loss_weighting, params.min_snr_gamma, mask,
-            self.groups)
+            self.groups, list(params.group_loss_weights) if training else None)
 
     def _replica_gradients(self, batch):
         """(loss, gradients, per-slice loss sums and counts) of one replica's batch."""
