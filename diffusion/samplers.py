@@ -157,23 +157,16 @@ def timestep_grid(schedule, num_steps, spacing="logsnr", t_start=None, rolling=0
         levels = rolling_levels_np(np.linspace(1.0, 0.0, num_steps), rolling, length)
         grid = _levels_to_times(schedule, levels, warp, spacing, t_start)
         return np.concatenate([grid, np.full([1, length], -1.0)])
-    if num_steps == 1:
-        grid = np.array([t_start])
-    elif warp is not None:
-        grid = time_warp.sampling_grid(schedule.num_timesteps, warp, num_steps, t_start)
-    elif spacing == "uniform":
-        grid = np.linspace(t_start, 0.0, num_steps)
-    else:
-        log_snrs = np.linspace(schedule.log_snr_np(t_start), schedule.log_snr_np(0.0), num_steps)
-        grid = schedule.t_from_log_snr(log_snrs)
-        grid[0], grid[-1] = t_start, 0.0
+    if num_steps == 1:  # straight from t_start to clean, whatever the spacing
+        return np.array([t_start, -1.0])
+    grid = _levels_to_times(schedule, np.linspace(1.0, 0.0, num_steps), warp, spacing, t_start)
     return np.concatenate([grid, [-1.0]])
 
 
 def _levels_to_times(schedule, levels, warp, spacing, t_start):
-    """Timesteps of rolling levels u in [0, 1] (1: t_start, 0: t = 0), even in
-    the spacing's coordinate as the shared grid above is: t, log-SNR, or the
-    time warp's CDF."""
+    """Timesteps of levels u in [0, 1] (1: t_start, 0: t = 0), any shape, even
+    in the spacing's coordinate: t, log-SNR, or the time warp's CDF (where the
+    sampler spends its steps where training found the loss to change)."""
     if warp is not None:
         u = levels * time_warp.cdf(t_start, schedule.num_timesteps, warp)
         times = time_warp.inverse_cdf(u, schedule.num_timesteps, warp).numpy()

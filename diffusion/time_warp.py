@@ -80,18 +80,6 @@ def cdf(t, num_timesteps, probabilities):
     return edges[bucket] + probabilities[bucket] * (position - bucket)
 
 
-def sampling_grid(num_timesteps, probabilities, num_steps, t_start):
-    """num_steps >= 2 timesteps from t_start down to 0, evenly spaced in F: the
-    sampler spends its steps where training found the loss to change
-    (samplers.timestep_grid handles a single step)."""
-    if num_steps < 2:
-        raise ValueError(f"sampling_grid needs at least 2 steps, got {num_steps}")
-    u = np.linspace(cdf(t_start, num_timesteps, probabilities), 0.0, num_steps)
-    grid = inverse_cdf(u, num_timesteps, probabilities).numpy().astype(np.float64)
-    grid[0], grid[-1] = t_start, 0.0
-    return grid
-
-
 def bucket_statistics(t, losses, num_timesteps, num_buckets=NUM_BUCKETS):
     """(sum of losses, count) per slice of [0, T) for one batch, float32 [B] each."""
     bucket = tf.cast(t, tf.int32) * num_buckets // num_timesteps

@@ -141,26 +141,24 @@ def test_sampling_grid_is_even_in_the_learned_cdf():
     losses = np.zeros(B)
     losses[12:] = np.arange(1, B - 11)  # rises only in the upper slices
     p = probabilities(losses)
-    grid = time_warp.sampling_grid(T, p, 20, T - 1.0)
+    schedule = schedules.get_schedule("cosine", T)
+    grid = samplers.timestep_grid(schedule, 20, list(p))[:-1]  # without the clean end
     assert grid[0] == T - 1 and grid[-1] == 0 and np.all(np.diff(grid) < 0)
     u = time_warp.cdf(grid, T, p)
     np.testing.assert_allclose(np.diff(u[1:-1]), np.diff(u[1:-1]).mean(), rtol=1e-4)
     # more steps where the loss rises: 12 of 20 slices hold 20% * 12/20 of F
     assert np.sum(grid >= 600) > 15
-    # a uniform warp gives the even-in-t grid, through the samplers' interface
-    schedule = schedules.get_schedule("cosine", T)
+    # a uniform warp gives the even-in-t grid
     np.testing.assert_allclose(samplers.timestep_grid(schedule, 10, list(np.full(B, 1 / B))),
                                samplers.timestep_grid(schedule, 10, "uniform"), atol=1e-3)
     # a variation's shorter run starts at t_start, still even in F below it
-    variation = time_warp.sampling_grid(T, p, 5, 300.0)
+    variation = samplers.timestep_grid(schedule, 5, list(p), 300.0)[:-1]
     assert variation[0] == 300.0 and variation[-1] == 0.0
     np.testing.assert_allclose(time_warp.cdf(variation, T, p),
                                np.linspace(time_warp.cdf(300.0, T, p), 0.0, 5), atol=1e-6)
     # one step is the samplers' case (straight from t_start to clean), not the warp's
     np.testing.assert_array_equal(samplers.timestep_grid(schedule, 1, list(p), 300.0),
                                   [300.0, -1.0])
-    with pytest.raises(ValueError, match="at least 2 steps"):
-        time_warp.sampling_grid(T, p, 1, 300.0)
 
 
 def test_cdf_inverts_inverse_cdf():
