@@ -204,22 +204,26 @@ PRESETS["midi_cpu"] = PRESETS["midi_bidir"].replace(
 # part of the net, and widening them lowered the held-out cross-entropy
 # (2.170 against 2.217) and the interval distance (0.013 against 0.016 on the
 # training split) where 2x wider stages had not (README, "Shipped weights").
-# Its step costs 0.35 s here; trained with --max_minutes=97, which stopped it
-# at step 15,948 of 16,000.
+# Its pitch groups (pitch class, octave) count twice in the training loss:
+# that lowered the held-out interval distance from 0.0155 to 0.0135 (4 seeds)
+# at some cost in duration consistency (README, "Weighting the pitch groups").
+# Its step costs 0.35-0.48 s here; trained for 97 minutes, which stopped it at
+# step 11,968 of 12,000.
 # It samples with autoguidance on its pitch classes (guide: midi_guide below):
 # guiding the octaves too widened the register (README, "Autoguidance").
 PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
     input_channels=64, stage_channels=(56, 112, 112), mid_channels=(224, 224, 112),
-    train_steps=16000, guidance=1.5, guidance_groups=(0,))
+    train_steps=12000, group_loss_weights=(2.0, 2.0, 1.0, 1.0), guidance=1.5,
+    guidance_groups=(0,))
 # The autoguidance network of weights/midi (weights/midi/guide; Karras et al.
 # 2024): midi_wide at 0.4x its parameters (1,046,830; 32 note-resolution
-# channels) and a fifth of its steps (3000, 16 minutes here), so it makes the
-# same mistakes, more often; sampling pushes the model's output away from the
+# channels), a quarter of its steps (3000, 16 minutes here) and equal loss
+# weights, so it makes the same mistakes, more often; sampling pushes the model's output away from the
 # guide's. Trained with
 # `python train.py --preset=midi_guide --export=weights/midi/guide`.
 PRESETS["midi_guide"] = PRESETS["midi_wide"].replace(
     input_channels=32, stage_channels=(32, 64, 64), mid_channels=(128, 128, 64),
-    train_steps=3000, guidance=1.0, guidance_groups=())
+    train_steps=3000, group_loss_weights=(), guidance=1.0, guidance_groups=())
 PRESETS["midi_transformer"] = PRESETS["midi_cpu"].replace(model="transformer",
                                                           jit_compile=False)
 # Tiny configuration for tests and smoke runs.

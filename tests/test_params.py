@@ -96,10 +96,12 @@ def test_runs_saved_before_a_field_existed_still_resume():
         trainer.check_resumable({**current, "no_such_field": 1}, current, "runs/x")
 
 
-def test_shipped_midi_weights_are_the_midi_wide_preset():
-    """`python train.py --preset=midi_wide` reproduces weights/midi's settings."""
-    with open(os.path.join(ROOT, "weights", "midi", "params.json"), encoding="utf-8") as handle:
+@pytest.mark.parametrize("folder, preset", [("midi", "midi_wide"),
+                                            (os.path.join("midi", "guide"), "midi_guide")])
+def test_shipped_midi_weights_are_their_presets(folder, preset):
+    """`python train.py --preset=P` reproduces the settings of the weights it names."""
+    with open(os.path.join(ROOT, "weights", folder, "params.json"), encoding="utf-8") as handle:
         shipped = json.load(handle)
     # Fields added since keep their defaults (as when a run resumes).
     assert params_lib.Params.from_dict(shipped).to_dict() == (
-        params_lib.get_preset("midi_wide").to_dict())
+        params_lib.get_preset(preset).to_dict())
