@@ -205,7 +205,7 @@ PRESETS["midi_cpu"] = PRESETS["midi_bidir"].replace(
 # (2.170 against 2.217) and the interval distance (0.013 against 0.016 on the
 # training split) where 2x wider stages had not (README, "Shipped weights").
 # Its pitch groups (pitch class, octave) count twice in the training loss:
-# that lowered the held-out interval distance from 0.0155 to 0.0135 (4 seeds)
+# that lowered the held-out interval distance from 0.0155 to 0.0134 (4 seeds)
 # at some cost in duration consistency (README, "Weighting the pitch groups").
 # Its step costs 0.35-0.48 s here; trained for 97 minutes, which stopped it at
 # step 11,968 of 12,000.
