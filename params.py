@@ -218,8 +218,8 @@ PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
 # The autoguidance network of weights/midi (weights/midi/guide; Karras et al.
 # 2024): midi_wide at 0.4x its parameters (1,046,830; 32 note-resolution
 # channels), a quarter of its steps (3000, 16 minutes here) and equal loss
-# weights, so it makes the same mistakes, more often; sampling pushes the model's output away from the
-# guide's. Trained with
+# weights, so it makes the same mistakes, more often; sampling pushes the
+# model's output away from the guide's. Trained with
 # `python train.py --preset=midi_guide --export=weights/midi/guide`.
 PRESETS["midi_guide"] = PRESETS["midi_wide"].replace(
     input_channels=32, stage_channels=(32, 64, 64), mid_channels=(128, 128, 64),
