@@ -36,6 +36,9 @@ flags.DEFINE_integer("steps", None, "denoiser evaluations (default: the weights'
                      "sample_steps; all T steps for ddpm)")
 flags.DEFINE_float("temperature", None, "categorical models: divide the logits by this "
                    "when sampling (default: the weights' sample_temperature)")
+flags.DEFINE_float("eta", None, "ddim and dpmpp_sde: fresh noise per step, 0 none, 1 the "
+                   "DDPM posterior's (ddim) or the SDE's (dpmpp_sde); -1: the sampler's own "
+                   "(default: the weights' sample_eta, else ddim 0, dpmpp_sde 1)")
 flags.DEFINE_float("guidance", None, "autoguidance scale (Karras et al. 2024): the output "
                    "is guide + guidance * (model - guide); 1 turns it off (default: the "
                    "weights' guidance)")
@@ -146,12 +149,16 @@ def main(argv):
                          f"--domain={loaded.params.domain} or other --weights")
     if FLAGS.temperature is not None:
         loaded.params = loaded.params.replace(sample_temperature=FLAGS.temperature)
+    if FLAGS.sampler is not None:  # validated with --eta below
+        loaded.params = loaded.params.replace(sampler=FLAGS.sampler)
+    if FLAGS.eta is not None:
+        loaded.params = loaded.params.replace(sample_eta=FLAGS.eta)
     if FLAGS.spacing is not None:
         loaded.params = loaded.params.replace(sample_spacing=FLAGS.spacing)
     if FLAGS.rolling is not None:
         loaded.params = loaded.params.replace(sample_rolling=FLAGS.rolling)
     set_guidance(loaded, weights_dir)
-    sampler_name = FLAGS.sampler or loaded.params.sampler
+    sampler_name = loaded.params.sampler
     steps = FLAGS.steps or sampling.default_steps(loaded.params, sampler_name)
     started = time.time()
     pieces = sample_pieces(loaded, FLAGS.n, sampler_name, steps, FLAGS.seed, FLAGS.progress)

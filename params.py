@@ -73,6 +73,8 @@ class Params:
     sampler: str = "dpmpp"  # ddpm | ddim | dpmpp | dpmpp_sde
     sample_steps: int = 20
     sample_temperature: float = 1.0  # categorical prediction: logits / temperature when sampling
+    sample_eta: float = -1.0  # ddim / dpmpp_sde: fresh noise per step (0: none, 1: DDPM's
+    # posterior / the SDE); < 0: the sampler's own (ddim 0, dpmpp_sde 1)
     guidance: float = 1.0  # autoguidance by the weights folder's guide/ (Karras et al. 2024); 1: off
     guidance_max_t: float = 1.0  # guide only at t <= this fraction of T (Kynkaanniemi et al. 2024)
     guidance_groups: Tuple[int, ...] = ()  # categorical: guide these one-hot groups only
@@ -367,6 +369,26 @@ def model_rate(params: Params) -> int:
 SAMPLE_SPACINGS = ("", "uniform", "logsnr", "warp")  # warp: see time_warping
 
 
+# The samplers with a per-step noise amount eta, and the largest that means
+# something: DDIM's sigma_t(eta) reaches the DDPM posterior's std at 1 (Song et
+# al. 2021, eq. 16); the SDE solver takes any (k-diffusion's eta).
+ETA_MAX = {"ddim": 1.0, "dpmpp_sde": float("inf")}
+
+
+def eta_option(params: Params, sampler: str) -> dict:
+    """The sampler's eta keyword for params.sample_eta ({} when unset, < 0)."""
+    if params.sample_eta < 0:
+        return {}
+    if sampler not in ETA_MAX:
+        raise ValueError(f"eta={params.sample_eta:g} sets the per-step noise of "
+                         f"{' and '.join(ETA_MAX)}; sampler {sampler!r} has none "
+                         "(leave eta unset, or -1)")
+    if params.sample_eta > ETA_MAX[sampler]:
+        raise ValueError(f"eta={params.sample_eta:g} is above {sampler}'s "
+                         f"{ETA_MAX[sampler]:g} (the DDPM posterior's noise)")
+    return {"eta": params.sample_eta}
+
+
 def _check_interval_lags(params: Params) -> None:
     from data import encodings  # pylint: disable=import-outside-toplevel
 
@@ -426,6 +448,7 @@ def validate(params: Params) -> None:
                          "must be > 0")
     if params.sample_rolling or params.rolling_share:
         _check_rolling(params)
+    eta_option(params, params.sampler)
     if params.guidance < 0:
         raise ValueError(f"--guidance={params.guidance:g} must be >= 0 (1: the model "
                          "alone, 0: its guide alone)")

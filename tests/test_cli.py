@@ -95,6 +95,20 @@ def test_generate_writes_midi_wav_png_and_never_overwrites(tiny_weights, tmp_pat
 
 
 @pytest.mark.slow
+def test_generate_checks_eta_against_the_sampler_asked_for(tiny_weights, tmp_path):
+    out = tmp_path / "eta"
+    refused = run("generate.py", str(out), "--n=2", f"--weights={tiny_weights}",
+                  "--steps=3", "--eta=0.5", check=False)  # the weights' sampler: dpmpp
+    assert refused.stderr.strip().splitlines()[-1] == (
+        "error: eta=0.5 sets the per-step noise of ddim and dpmpp_sde; sampler 'dpmpp' "
+        "has none (leave eta unset, or -1)")
+    assert not os.path.exists(out)
+    result = run("generate.py", str(out), "--n=2", f"--weights={tiny_weights}", "--steps=3",
+                 "--sampler=ddim", "--eta=1", "--progress=false", "--wav=false", "--png=false")
+    assert "wrote 2 pieces" in result.stdout and "(ddim, 3 steps" in result.stdout
+
+
+@pytest.mark.slow
 def test_generate_without_weights_says_how_to_get_them(tmp_path):
     result = run("generate.py", str(tmp_path / "out"), f"--weights={tmp_path / 'none'}",
                  check=False)

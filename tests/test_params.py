@@ -67,6 +67,8 @@ def test_home_folder_is_expanded():
     (["--rolling_share=0.5", "--model=transformer"], "need a time per note"),
     (["--rolling_share=2"], r"--rolling_share=2 must be in \[0, 1\]"),
     (["--sample_rolling=-1"], "--sample_rolling=-1 must be >= 0"),
+    (["--sample_eta=0.5", "--sampler=dpmpp"], "sampler 'dpmpp' has none"),
+    (["--sample_eta=1.5", "--sampler=ddim"], "above ddim's 1"),
 ])
 def test_inconsistent_flags_are_refused(args, message):
     with pytest.raises(ValueError, match=message):

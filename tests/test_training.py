@@ -100,6 +100,29 @@ def test_early_stopping_keeps_the_best_checkpoint(tmp_path):
     assert best is not None and best != trainer.manager.latest_checkpoint
 
 
+def test_eta_sets_the_per_step_noise_of_ddim_and_the_sde_solver(tmp_path):
+    from training import sampling
+
+    trainer = make_trainer(tmp_path, train_steps=1)
+    trainer.fit(progress=False)
+
+    def sample(sampler_name, eta=-1.0):
+        params = trainer.params.replace(sample_eta=eta)
+        return sampling.sample_features(trainer.ema_model, params, seed_log_encoding(), 2,
+                                        sampler_name, 4, seed=0)
+
+    # Without fresh noise the SDE solver is DPM-Solver++(2M); DDIM's own eta is 0.
+    np.testing.assert_array_equal(sample("dpmpp_sde", 0.0), sample("dpmpp"))
+    np.testing.assert_array_equal(sample("dpmpp_sde", 1.0), sample("dpmpp_sde"))
+    np.testing.assert_array_equal(sample("ddim", 0.0), sample("ddim"))
+    assert np.abs(sample("ddim", 1.0) - sample("ddim")).max() > 1e-4
+    assert np.abs(sample("dpmpp_sde", 2.0) - sample("dpmpp_sde")).max() > 1e-4
+    with pytest.raises(ValueError, match="sampler 'ddpm' has none"):
+        sample("ddpm", 0.5)
+    with pytest.raises(ValueError, match="above ddim's 1"):
+        sample("ddim", 1.5)
+
+
 def seed_log_encoding():
     return encodings.get_encoding("seed_log", {
         "encoding": "seed_log", "features": ["midi_pitch", "duration", "delta"],

@@ -71,5 +71,5 @@ def sample_features(model, params, encoding, n, sampler_name, steps, seed, callb
     x_init = tf.random.stateless_normal(shape, [seed, 0])
     x_0 = samplers.get_sampler(sampler_name)(
         denoiser, x_init, schedule, steps, seed, callback=callback,
-        **grid_options(params, time_warp))
+        **grid_options(params, time_warp), **params_lib.eta_option(params, sampler_name))
     return x_0.numpy()
