@@ -13,7 +13,7 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    # The default run takes about 9 minutes on 2 cores; the 16 slow
+    # The default run takes about 10 minutes on 2 cores; the 17 slow
     # end-to-end tests (CLI runs, kills and restarts, two workers) add about
     # as much again, so they run when asked for: --runslow, or -m naming them.
     if config.getoption("--runslow") or "slow" in (config.getoption("markexpr") or ""):
