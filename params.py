@@ -371,7 +371,8 @@ SAMPLE_SPACINGS = ("", "uniform", "logsnr", "warp")  # warp: see time_warping
 
 # The samplers with a per-step noise amount eta, and the largest that means
 # something: DDIM's sigma_t(eta) reaches the DDPM posterior's std at 1 (Song et
-# al. 2021, eq. 16); the SDE solver takes any (k-diffusion's eta).
+# al. 2021, eq. 16); the SDE solver takes any (k-diffusion's eta). Spelled out
+# like SAMPLE_SPACINGS; tests/test_diffusion.py checks it against the samplers.
 ETA_MAX = {"ddim": 1.0, "dpmpp_sde": float("inf")}
 
 

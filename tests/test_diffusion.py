@@ -8,6 +8,7 @@ noise, and the stochastic one checked against the exact Markov-chain variance.
 """
 
 import ast
+import inspect
 import math
 import os
 
@@ -322,6 +323,9 @@ def test_generate_offers_every_sampler():
     assert names == list(samplers.SAMPLERS)
     import params as params_lib  # its spacing names are spelled out for the same reason
     assert params_lib.SAMPLE_SPACINGS == ("", *samplers.SPACINGS, "warp")
+    # and so are the samplers that take --eta
+    assert set(params_lib.ETA_MAX) == {name for name, sampler in samplers.SAMPLERS.items()
+                                       if "eta" in inspect.signature(sampler).parameters}
 
 
 def test_grid_runs_from_t_start_to_clean(linear):
