@@ -17,7 +17,7 @@ from absl import flags
 class Params:
     # --- domain and data -------------------------------------------------
     domain: str = "midi"  # midi | wave
-    dataset: str = "bach"  # bach | folder | lakh | maestro
+    dataset: str = "bach"  # bach | folder | lakh | maestro | palestrina
     data_dir: str = ""  # source folder for folder / lakh / maestro
     cache_dir: str = "dataset"  # where prepared tf.data caches live
     seq_len: int = 128  # notes per segment
@@ -28,6 +28,8 @@ class Params:
     transpose: int = 5  # train-split transpositions in [-transpose, +transpose]
     encoding: str = "seed_log"  # seed_hz | seed_log | onehot | onehot_intervals | chord_intervals
     # | chord_head | chord_size | analog_bits | log_grid
+    encoding_from: str = ""  # midi: a weights or data-cache folder whose encoding statistics
+    # to use instead of fitting them on this train split (pretraining on another corpus)
     test_fraction: float = 0.1  # share of pieces in the held-out split
     # waveform domain (the seed's values: 6 x 110,000 samples of a 30 s clip,
     # low-passed at 3675 Hz, every 3rd sample kept -> 36,667 samples at 7350 Hz)
@@ -423,6 +425,9 @@ def validate(params: Params) -> None:
                          f"use --preset={DOMAIN_PRESETS[params.domain]} or pass --model")
     if (params.domain == "wave") != (params.encoding == "waveform"):
         raise ValueError(f"encoding {params.encoding!r} does not fit --domain={params.domain}")
+    if params.domain == "wave" and params.encoding_from:
+        raise ValueError("--encoding_from sets the statistics of a note encoding; the wave "
+                         "domain has none (leave it empty)")
     nyquist = params.sample_rate / (2 * params.downsample)
     if params.domain == "wave" and not 0 < params.cutoff_hz <= nyquist:
         raise ValueError(f"--cutoff_hz={params.cutoff_hz:g} must be in (0, "

@@ -105,6 +105,9 @@ def main(argv):
     elif FLAGS.init_from:
         source = weights.load(FLAGS.init_from)
         trainer.initialise_from(source.model, FLAGS.init_from, source.encoding.name)
+        warning = weights.statistics_warning(FLAGS.init_from, source.encoding, prepared.encoding)
+        if warning:
+            print(warning)
         print(f"initialised from {FLAGS.init_from} ({source.metadata.get('step', '?')} steps)")
     held_out = None
     if prepared.num_examples("test"):

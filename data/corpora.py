@@ -18,13 +18,7 @@ from data import progress as progress_lib
 from data.midi_io import atomic_output
 
 TRAIN, TEST = "train", "test"
-DATASETS = ("bach", "folder", "lakh", "maestro")
-
-BACH_MIDI_FOLDER = "bach_midi"
-# music21's Bach folder holds some chorales twice (.mxl and .krn); the first
-# suffix here that converts wins. Its .rntxt files are Roman-numeral analyses,
-# not Bach's notes, so they are left out.
-_BACH_SUFFIX_PREFERENCE = (".mxl", ".xml", ".musicxml", ".krn")
+DATASETS = ("bach", "folder", "lakh", "maestro", "palestrina")
 
 
 class Piece(NamedTuple):
@@ -51,9 +45,10 @@ def split_of(piece_id: str, test_fraction: float) -> str:
 
 
 def list_pieces(params, progress: bool = True) -> Corpus:
-    """The pieces of `params.dataset` (converting the Bach corpus on first use)."""
-    if params.dataset == "bach":
-        return bach_pieces(params.cache_dir, params.test_fraction, progress=progress)
+    """The pieces of `params.dataset` (converting music21's scores on first use)."""
+    if params.dataset in MUSIC21_CORPORA:
+        return music21_pieces(MUSIC21_CORPORA[params.dataset], params.cache_dir,
+                              params.test_fraction, progress=progress)
     if params.dataset == "folder":
         return folder_pieces(params.data_dir, params.test_fraction)
     if params.dataset == "lakh":
@@ -142,9 +137,44 @@ def maestro_pieces(data_dir: str) -> Corpus:
     return Corpus(pieces, skipped)
 
 
-# --- Bach (music21 corpus) -----------------------------------------------
+# --- music21's corpora (Bach, Palestrina) ---------------------------------
 
-def _read_manifest(manifest_path: str) -> Optional[dict]:
+class Music21Corpus(NamedTuple):
+    """One composer's scores in music21's corpus, converted to MIDI on first use.
+
+    Args:
+        composer: music21's composer folder.
+        folder: the MIDI folder under cache_dir.
+        suffixes: score formats taken, in order of preference (a piece held
+            twice converts from the first that works).
+        time_scale: every note value multiplied by this.
+        ids_with_suffix: piece ids are file names ("Agnus.mid"), as the
+            folder dataset gives them for the converted folder, instead of
+            names ("bwv1.6").
+    """
+    composer: str
+    folder: str
+    suffixes: Tuple[str, ...]
+    time_scale: float = 1.0
+    ids_with_suffix: bool = False
+
+
+MUSIC21_CORPORA = {
+    # Some chorales are there twice (.mxl and .krn). The .rntxt files are
+    # Roman-numeral analyses, not Bach's notes, so they are left out. Ids are
+    # names, as when the shipped weights were trained (ids decide the split).
+    "bach": Music21Corpus("bach", "bach_midi", (".mxl", ".xml", ".musicxml", ".krn")),
+    # 1,318 Humdrum masses and motets. Their scores keep the original note
+    # values (the half note is the beat), twice a modern edition's; halved,
+    # 99.3% of their durations and onset gaps fall on the Bach onehot
+    # encoding's vocabularies (README, "Pretraining on Palestrina").
+    "palestrina": Music21Corpus("palestrina", "palestrina_midi", (".krn",),
+                                time_scale=0.5, ids_with_suffix=True),
+}
+BACH_MIDI_FOLDER = MUSIC21_CORPORA["bach"].folder
+
+
+def _read_manifest(manifest_path: str, time_scale: float) -> Optional[dict]:
     """The manifest if it matches this music21 and every file it lists exists."""
     try:
         with open(manifest_path, encoding="utf-8") as handle:
@@ -152,24 +182,29 @@ def _read_manifest(manifest_path: str) -> Optional[dict]:
     except (OSError, ValueError):
         return None
     folder = os.path.dirname(manifest_path)
-    if manifest.get("music21_version") != _music21_version() or not all(
-            os.path.exists(os.path.join(folder, name + ".mid"))
-            for name in manifest.get("pieces", [])):
+    if (manifest.get("music21_version") != _music21_version()
+            or manifest.get("time_scale", 1.0) != time_scale
+            or not all(os.path.exists(os.path.join(folder, name + ".mid"))
+                       for name in manifest.get("pieces", []))):
         return None
     return manifest
 
 
-def bach_sources() -> List[Tuple[str, List[str]]]:
-    """(piece name, score paths in order of preference) for music21's Bach."""
-    from music21 import corpus  # slow import; only the Bach dataset needs it
+def music21_sources(spec: Music21Corpus) -> List[Tuple[str, List[str]]]:
+    """(piece name, score paths in order of preference) for one composer."""
+    from music21 import corpus  # slow import; only these datasets need it
     by_name = {}
-    for path in corpus.getComposer("bach"):
+    for path in corpus.getComposer(spec.composer):
         path = str(path)
         stem, suffix = os.path.splitext(os.path.basename(path))
-        if suffix.lower() in _BACH_SUFFIX_PREFERENCE:
+        if suffix.lower() in spec.suffixes:
             by_name.setdefault(stem, []).append(path)
-    return [(name, sorted(paths, key=lambda p: _BACH_SUFFIX_PREFERENCE.index(
+    return [(name, sorted(paths, key=lambda p: spec.suffixes.index(
         os.path.splitext(p)[1].lower()))) for name, paths in sorted(by_name.items())]
+
+
+def bach_sources() -> List[Tuple[str, List[str]]]:
+    return music21_sources(MUSIC21_CORPORA["bach"])
 
 
 def _set_programs_to_piano(midi_file, midi_module) -> None:
@@ -177,9 +212,9 @@ def _set_programs_to_piano(midi_file, midi_module) -> None:
 
     music21 derives programs from the score's part names, inconsistently
     (most chorale parts come out as piano, but some sopranos as oboe, some
-    whole chorales as choir, continuo as organ). All the parts are Bach's
-    voices and belong together, so the MIDI files are written as keyboard
-    reductions and the default programs="piano" keeps every part.
+    whole chorales as choir, continuo as organ). All the parts are the
+    composer's voices and belong together, so the MIDI files are written as
+    keyboard reductions and the default programs="piano" keeps every part.
     """
     for track in midi_file.tracks:
         for event in track.events:
@@ -187,14 +222,17 @@ def _set_programs_to_piano(midi_file, midi_module) -> None:
                 event.data = 0
 
 
-def convert_score(job: Tuple[str, Sequence[str], str]) -> Tuple[str, Optional[str]]:
-    """Pool worker: writes one score as MIDI. Returns (name, failure reason or None)."""
-    name, score_paths, midi_path = job
+def convert_score(job: Tuple[str, Sequence[str], str, float]) -> Tuple[str, Optional[str]]:
+    """Pool worker: writes one score as MIDI, its note values times
+    `time_scale`. Returns (name, failure reason or None)."""
+    name, score_paths, midi_path, time_scale = job
     from music21 import converter, midi  # imported in the worker process
     reasons = []
     for score_path in score_paths:
         try:
             score = converter.parse(score_path)
+            if time_scale != 1.0:
+                score = score.augmentOrDiminish(time_scale)
             midi_file = midi.translate.streamToMidiFile(score)
             _set_programs_to_piano(midi_file, midi)
             with atomic_output(midi_path, suffix=".mid") as temp_path:
@@ -214,29 +252,30 @@ def convert_score(job: Tuple[str, Sequence[str], str]) -> Tuple[str, Optional[st
     return name, "music21 could not convert it (" + "; ".join(reasons) + ")"
 
 
-def build_bach_midi(cache_dir: str, sources=None, workers: int = 2,
-                    progress: bool = True) -> Tuple[List[Tuple[str, str]], List[Skipped]]:
-    """Converts the Bach scores to `<cache_dir>/bach_midi/<name>.mid`.
+def build_music21_midi(spec: Music21Corpus, cache_dir: str, sources=None, workers: int = 2,
+                       progress: bool = True) -> Tuple[List[Tuple[str, str]], List[Skipped]]:
+    """Converts the composer's scores to `<cache_dir>/<spec.folder>/<name>.mid`.
 
     Files already there are kept (every file appears by atomic rename, so an
     existing file is complete). Returns ((name, midi path) for the pieces
     available, skipped sources with reasons). `sources` defaults to all of
-    bach_sources(); tests pass a few.
+    music21_sources(spec); tests pass a few.
     """
-    sources = bach_sources() if sources is None else list(sources)
-    folder = os.path.join(cache_dir, BACH_MIDI_FOLDER)
+    sources = music21_sources(spec) if sources is None else list(sources)
+    folder = os.path.join(cache_dir, spec.folder)
     os.makedirs(folder, exist_ok=True)
     midi_path = {name: os.path.join(folder, name + ".mid") for name, _ in sources}
-    jobs = [(name, paths, midi_path[name]) for name, paths in sources
+    jobs = [(name, paths, midi_path[name], spec.time_scale) for name, paths in sources
             if not os.path.exists(midi_path[name])]
     failures = {}
     if jobs:
         started = time.time()
+        what = spec.composer.capitalize()
         for name, reason in progress_lib.map_jobs(convert_score, jobs, workers,
-                                                  "converting Bach to MIDI", progress):
+                                                  f"converting {what} to MIDI", progress):
             if reason:
                 failures[name] = reason
-        progress_lib.note(f"converted {len(jobs) - len(failures)} of {len(jobs)} Bach scores "
+        progress_lib.note(f"converted {len(jobs) - len(failures)} of {len(jobs)} {what} scores "
                           f"to MIDI in {time.time() - started:.0f} s ({folder})", progress)
     available = [(name, midi_path[name]) for name, _ in sources
                  if name not in failures and os.path.exists(midi_path[name])]
@@ -251,27 +290,36 @@ def _music21_version() -> str:
         return "unknown"
 
 
-def bach_pieces(cache_dir: str, test_fraction: float, sources=None,
-                workers: int = 2, progress: bool = True) -> Corpus:
-    """music21's Bach corpus, converted to MIDI on first use; ids are names
-    such as 'bwv1.6'.
+def music21_pieces(spec: Music21Corpus, cache_dir: str, test_fraction: float, sources=None,
+                   workers: int = 2, progress: bool = True) -> Corpus:
+    """One composer of music21's corpus, converted to MIDI on first use.
 
     A manifest written after a complete conversion lets later runs list the
     pieces without importing music21 (seconds) while the files are all there.
     """
-    manifest_path = os.path.join(cache_dir, BACH_MIDI_FOLDER, "manifest.json")
-    manifest = _read_manifest(manifest_path) if sources is None else None
+    folder = os.path.join(cache_dir, spec.folder)
+    manifest_path = os.path.join(folder, "manifest.json")
+    manifest = _read_manifest(manifest_path, spec.time_scale) if sources is None else None
     if manifest is not None:
-        available = [(name, os.path.join(cache_dir, BACH_MIDI_FOLDER, name + ".mid"))
-                     for name in manifest["pieces"]]
+        available = [(name, os.path.join(folder, name + ".mid")) for name in manifest["pieces"]]
         skipped = [Skipped(name, reason) for name, reason in manifest["skipped"]]
     else:
-        available, skipped = build_bach_midi(cache_dir, sources, workers, progress)
+        available, skipped = build_music21_midi(spec, cache_dir, sources, workers, progress)
         if sources is None:
             with atomic_output(manifest_path, suffix=".json") as temp_path:
                 with open(temp_path, "w", encoding="utf-8") as out:
                     json.dump({"music21_version": _music21_version(),
+                               "time_scale": spec.time_scale,
                                "pieces": [name for name, _ in available],
                                "skipped": [list(s) for s in skipped]}, out, indent=1)
-    pieces = [Piece(name, path, split_of(name, test_fraction)) for name, path in available]
+    ids = [name + ".mid" if spec.ids_with_suffix else name for name, _ in available]
+    pieces = sorted(Piece(piece_id, path, split_of(piece_id, test_fraction))
+                    for piece_id, (_, path) in zip(ids, available))
     return Corpus(pieces, skipped)
+
+
+def bach_pieces(cache_dir: str, test_fraction: float, sources=None,
+                workers: int = 2, progress: bool = True) -> Corpus:
+    """music21's Bach corpus; ids are names such as 'bwv1.6'."""
+    return music21_pieces(MUSIC21_CORPORA["bach"], cache_dir, test_fraction, sources,
+                          workers, progress)

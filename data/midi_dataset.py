@@ -2,7 +2,8 @@
 
 Layout of one cache, `<cache_dir>/midi-<key>/`:
   train/, test/   tf.data.Dataset.save output; elements {"notes": float32 [seq_len, F]}
-  stats.json      the encoding's statistics (fitted on the train split only)
+  stats.json      the encoding's statistics (fitted on the train split only,
+                  or another corpus's, given by `encoding_from`)
   summary.json    what was read, skipped and produced
 
 The key hashes the data parameters, the encoding's version and the source
@@ -27,7 +28,7 @@ from data import progress as progress_lib
 # Bump when the pipeline's output changes for the same inputs.
 FORMAT_VERSION = 1
 DATA_FIELDS = ("dataset", "data_dir", "seq_len", "hop", "train_hop", "programs",
-               "max_beats", "transpose", "encoding", "test_fraction")
+               "max_beats", "transpose", "encoding", "encoding_from", "test_fraction")
 SPLITS = (corpora.TRAIN, corpora.TEST)
 # Segments are encoded and handed to TensorFlow this many at a time, so memory
 # stays bounded by the raw segments, not by their transposed copies.
@@ -52,14 +53,48 @@ class PreparedData(cache.Prepared):
 def data_parameters(params) -> dict:
     values = {field: getattr(params, field) for field in DATA_FIELDS}
     values["programs"] = ",".join(midi_io.normalize_programs(params.programs))
-    if not values["train_hop"]:
-        del values["train_hop"]  # caches built before the field existed keep their key
+    # Caches built before these fields existed keep their keys.
+    for field in ("train_hop", "encoding_from"):
+        if not values[field]:
+            del values[field]
     return values
 
 
-def cache_key(params, corpus: corpora.Corpus) -> str:
-    """Hash of the data parameters, the encoding's version and every source
-    file's id, size and mtime."""
+def stats_from(folder: str, encoding: str) -> dict:
+    """The statistics of `encoding` kept in `folder`: a weights folder's
+    encoding.json, or a data cache's stats.json (its summary.json names the
+    encoding). Pretraining on one corpus with another's statistics keeps the
+    classes of the one-hot groups meaning the same notes in both."""
+    weights_file = os.path.join(folder, "encoding.json")
+    cache_files = [os.path.join(folder, name) for name in ("stats.json", "summary.json")]
+    path = weights_file if os.path.exists(weights_file) else cache_files[0]
+    try:
+        if path == weights_file:
+            with open(weights_file, encoding="utf-8") as handle:
+                config = json.load(handle)
+            found, stats = config["name"], config["stats"]
+        else:
+            with open(cache_files[0], encoding="utf-8") as handle:
+                stats = json.load(handle)
+            path = cache_files[1]
+            with open(cache_files[1], encoding="utf-8") as handle:
+                found = json.load(handle)["encoding"]
+    except FileNotFoundError:
+        raise ValueError(f"{folder}: --encoding_from needs a weights folder (encoding.json) "
+                         "or a data cache (stats.json and summary.json)") from None
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: cannot read the encoding statistics "
+                         f"({type(error).__name__}: {error})") from None
+    if found != encoding:
+        raise ValueError(f"{path}: its statistics are for encoding {found!r}, not "
+                         f"--encoding={encoding}")
+    return stats
+
+
+def cache_key(params, corpus: corpora.Corpus, fixed_stats=None) -> str:
+    """Hash of the data parameters, the encoding's version, every source
+    file's id, size and mtime, and the statistics given by `encoding_from`
+    (their contents: the folder may change)."""
     sources = []
     for piece in corpus.pieces:
         try:
@@ -72,6 +107,8 @@ def cache_key(params, corpus: corpora.Corpus) -> str:
     version = encodings.encoding_class(params.encoding).version
     if version != 1:  # version 1 leaves the keys of caches built before versions alone
         description["encoding_version"] = version
+    if fixed_stats is not None:
+        description["encoding_stats"] = fixed_stats
     blob = json.dumps(description, sort_keys=True).encode("utf-8")
     return hashlib.sha1(blob).hexdigest()[:16]
 
@@ -114,13 +151,14 @@ def transposed(segment: np.ndarray, shift: int) -> np.ndarray:
 
 def prepare(params, progress: bool = True) -> PreparedData:
     """The prepared datasets for `params`, built on first use."""
+    fixed_stats = stats_from(params.encoding_from, params.encoding) if params.encoding_from else None
     corpus = corpora.list_pieces(params, progress=progress)
-    cache_path = os.path.join(params.cache_dir, "midi-" + cache_key(params, corpus))
+    cache_path = os.path.join(params.cache_dir, "midi-" + cache_key(params, corpus, fixed_stats))
     if os.path.exists(os.path.join(cache_path, "summary.json")):
         prepared = PreparedData.load(cache_path)
         prepared.summary["reused"] = True
         return prepared
-    return _build(params, corpus, cache_path, progress)
+    return _build(params, corpus, cache_path, fixed_stats, progress)
 
 
 def load_split(prepared: PreparedData, split: str) -> tf.data.Dataset:
@@ -167,7 +205,7 @@ def _save_split(path, encoding, segments, order, seq_len) -> None:
     dataset.save(path, shard_func=lambda element: tf.constant(0, tf.int64))
 
 
-def _build(params, corpus, cache_path, progress) -> PreparedData:
+def _build(params, corpus, cache_path, fixed_stats, progress) -> PreparedData:
     started = time.time()
     segments, counts = _read_segments(params, corpus, progress)
     train_order = [(i, shift) for i, segment in enumerate(segments[corpora.TRAIN])
@@ -183,9 +221,12 @@ def _build(params, corpus, cache_path, progress) -> PreparedData:
                    np.random.default_rng(0).permutation(len(train_order))]
     test_order = [(i, 0) for i in range(len(segments[corpora.TEST]))]
 
-    encoding = encodings.get_encoding(params.encoding)
-    stats = encoding.fit(transposed(segments[corpora.TRAIN][i], shift)
-                         for i, shift in train_order)
+    if fixed_stats is None:
+        encoding = encodings.get_encoding(params.encoding)
+        stats = encoding.fit(transposed(segments[corpora.TRAIN][i], shift)
+                             for i, shift in train_order)
+    else:
+        encoding, stats = encodings.get_encoding(params.encoding, fixed_stats), fixed_stats
 
     summary = {
         "dataset": params.dataset, "data_parameters": data_parameters(params),
@@ -217,6 +258,11 @@ def _train_hop_text(data_params: dict) -> str:
     return f" (train {train_hop})" if train_hop else ""
 
 
+def _stats_source(data_params: dict) -> str:
+    source = data_params.get("encoding_from")
+    return f"from {source}" if source else "train split"
+
+
 def format_summary(summary: dict, max_skipped_lines: int = 20) -> str:
     p = summary["data_parameters"]
     train, test = corpora.TRAIN, corpora.TEST
@@ -237,8 +283,8 @@ def format_summary(summary: dict, max_skipped_lines: int = 20) -> str:
     if "minimum" in stats and "features" in stats:
         ranges = ", ".join(f"{name} [{lo:.4g}, {hi:.4g}]" for name, lo, hi in
                            zip(stats["features"], stats["minimum"], stats["maximum"]))
-        lines.append(f"statistics (train split, {summary['encoding']}): {ranges}; "
+        lines.append(f"statistics ({_stats_source(p)}, {summary['encoding']}): {ranges}; "
                      f"mean velocity {stats.get('mean_velocity', float('nan')):.1f}")
     else:
-        lines.append(f"statistics (train split): {json.dumps(stats)}")
+        lines.append(f"statistics ({_stats_source(p)}): {json.dumps(stats)}")
     return "\n".join(lines)

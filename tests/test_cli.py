@@ -1,5 +1,6 @@
 """End-to-end runs of the command-line tools, as a user runs them."""
 
+import json
 import os
 import subprocess
 import sys
@@ -134,9 +135,23 @@ def test_init_from_starts_a_new_run_from_exported_weights(corpus, tiny_weights, 
     result = run("train.py", *common, f"--init_from={tiny_weights}", "--train_steps=0",
                  f"--model_dir={tmp_path / 'model'}", f"--export={tmp_path / 'copy'}")
     assert f"initialised from {tiny_weights} (4 steps)" in result.stdout
+    assert "warning" not in result.stdout  # the same data, the same statistics
 
     # zero steps: the exported EMA is exactly the source's
     assert_same_weights(tiny_weights, tmp_path / "copy")
+
+    # Transposed copies widen the pitch range, so other statistics; the
+    # source's are kept by --encoding_from.
+    wider = [*common, "--transpose=3", f"--init_from={tiny_weights}", "--train_steps=0"]
+    warned = run("train.py", *wider, f"--model_dir={tmp_path / 'wide'}")
+    assert (f"warning: {tiny_weights}'s encoding statistics differ from the ones fitted on "
+            f"this data, so its codes now stand for other notes; pass "
+            f"--encoding_from={tiny_weights} to keep them") in warned.stdout.splitlines()
+    kept = run("train.py", *wider, f"--encoding_from={tiny_weights}",
+               f"--model_dir={tmp_path / 'kept'}", f"--export={tmp_path / 'kept_export'}")
+    assert "warning" not in kept.stdout and f"statistics (from {tiny_weights}" in kept.stdout
+    assert (json.loads((tmp_path / "kept_export" / "encoding.json").read_text())
+            == json.loads((tiny_weights / "encoding.json").read_text()))
 
     def refusal(flag, name):
         refused = run("train.py", *common, f"--init_from={tiny_weights}", flag,

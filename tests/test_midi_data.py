@@ -221,6 +221,38 @@ def test_bach_scores_convert_and_keep_all_voices(tmp_path):
     assert os.path.getmtime(corpus.pieces[0].midi_path) == mtime
 
 
+def test_palestrina_is_converted_with_note_values_halved(tmp_path, monkeypatch):
+    spec = corpora.MUSIC21_CORPORA["palestrina"]
+    sources = [s for s in corpora.music21_sources(spec) if s[0] in ("Agnus_01", "Kyrie_62_a")]
+    assert len(sources) == 2 and all(p[0].endswith(".krn") for _, p in sources)
+    monkeypatch.setattr(corpora, "music21_sources", lambda _spec: sources)
+    params = Params(dataset="palestrina", cache_dir=str(tmp_path / "cache"))
+    corpus = corpora.list_pieces(params, progress=False)
+    # Ids are file names, so the converted folder splits as the folder dataset would.
+    folder = os.path.join(params.cache_dir, spec.folder)
+    assert corpus == corpora.folder_pieces(folder, params.test_fraction)
+    assert [p.piece_id for p in corpus.pieces] == ["Agnus_01.mid", "Kyrie_62_a.mid"]
+    original = corpora.music21_pieces(spec._replace(folder="original", time_scale=1.0),
+                                      params.cache_dir, 0.1, sources=sources, workers=1,
+                                      progress=False)
+    for halved_piece, original_piece in zip(corpus.pieces, original.pieces):
+        # A ceiling above the final longas, so that none is clipped.
+        halved = midi_io.read_midi(halved_piece.midi_path, max_beats=64)
+        notes = midi_io.read_midi(original_piece.midi_path, max_beats=64)
+        assert len(halved) == len(notes) > 100
+        assert np.array_equal(halved[:, notes_lib.PITCH], notes[:, notes_lib.PITCH])
+        for column in (notes_lib.DURATION, notes_lib.DELTA):
+            assert np.allclose(halved[:, column], notes[:, column] / 2)
+    # The manifest lists them without converting again; one written for
+    # another time scale is not trusted.
+    manifest = os.path.join(folder, "manifest.json")
+    assert corpora._read_manifest(manifest, spec.time_scale)["pieces"] == ["Agnus_01",
+                                                                          "Kyrie_62_a"]
+    assert corpora._read_manifest(manifest, 1.0) is None
+    monkeypatch.setattr(corpora, "music21_sources", None)  # listing must not need music21
+    assert corpora.list_pieces(params, progress=False) == corpus
+
+
 # --- prepare ----------------------------------------------------------------
 
 def _names_in_split(split, count, fraction=0.5, prefix="song"):
@@ -318,6 +350,57 @@ def test_cache_is_reused_and_rebuilt_when_sources_or_parameters_change(mixed_fol
     # Only complete caches and no leftover temporary folders.
     leftovers = [p for p in os.listdir(params.cache_dir) if p.startswith(".")]
     assert leftovers == []
+
+
+def test_encoding_from_takes_another_corpus_statistics(mixed_folder, tmp_path):
+    source = midi_dataset.prepare(_params(mixed_folder, tmp_path, transpose=0), progress=False)
+    other = tmp_path / "other"
+    other.mkdir()
+    name = _names_in_split("train", 1, prefix="narrow")[0]
+    write_test_midi(other / f"{name}.mid", [(0, 0, long_piece(np.random.default_rng(4), 40,
+                                                                  70, 72))])
+    own = midi_dataset.prepare(_params(other, tmp_path, transpose=0), progress=False)
+    assert own.stats["maximum"][0] <= 71 < source.stats["maximum"][0]
+
+    weights_folder = tmp_path / "weights"
+    weights_folder.mkdir()
+    config = {"name": "seed_log", "num_features": 3, "stats": source.stats}
+    (weights_folder / "encoding.json").write_text(json.dumps(config))
+    results = {}
+    for origin in (source.cache_path, str(weights_folder)):
+        fixed = midi_dataset.prepare(_params(other, tmp_path, transpose=0, encoding_from=origin),
+                                     progress=False)
+        assert fixed.stats == source.stats and fixed.cache_path != own.cache_path
+        assert f"statistics (from {origin}" in fixed.summary_text()
+        results[origin] = next(iter(midi_dataset.load_split(fixed, "train")))["notes"].numpy()
+        # Encoded with the source's scale, the narrow piece no longer spans [-1, 1].
+        assert results[origin][:, 0].max() < 1.0
+    assert np.array_equal(*results.values())
+
+    # The key hashes the statistics themselves: a changed folder builds anew.
+    config["stats"] = {**source.stats, "maximum": [s + 12 for s in source.stats["maximum"]]}
+    (weights_folder / "encoding.json").write_text(json.dumps(config))
+    changed = midi_dataset.prepare(_params(other, tmp_path, transpose=0,
+                                           encoding_from=str(weights_folder)), progress=False)
+    assert changed.summary["reused"] is False and changed.stats == config["stats"]
+
+
+def test_encoding_from_errors_name_the_folder_and_the_problem(mixed_folder, tmp_path):
+    weights_folder = tmp_path / "weights"
+    weights_folder.mkdir()
+    cases = [(str(tmp_path / "nowhere"), "needs a weights folder")]
+    (weights_folder / "encoding.json").write_text(json.dumps({"name": "onehot", "stats": {}}))
+    cases.append((str(weights_folder), "for encoding 'onehot', not --encoding=seed_log"))
+    corrupt = tmp_path / "corrupt"
+    corrupt.mkdir()
+    (corrupt / "encoding.json").write_text("{not json")
+    cases.append((str(corrupt), "cannot read the encoding statistics"))
+    for folder, message in cases:
+        with pytest.raises(ValueError, match=message) as error:
+            midi_dataset.prepare(_params(mixed_folder, tmp_path, encoding_from=folder),
+                                 progress=False)
+        assert str(error.value).startswith(folder) and "\n" not in str(error.value)
+    assert not os.path.exists(tmp_path / "cache")  # nothing was read or built
 
 
 def test_train_hop_overlaps_train_windows_and_leaves_the_test_split_alone(mixed_folder,

@@ -69,6 +69,7 @@ def test_home_folder_is_expanded():
     (["--sample_rolling=-1"], "--sample_rolling=-1 must be >= 0"),
     (["--sample_eta=0.5", "--sampler=dpmpp"], "sampler 'dpmpp' has none"),
     (["--sample_eta=1.5", "--sampler=ddim"], "above ddim's 1"),
+    (["--domain=wave", "--encoding_from=weights/midi"], "the wave domain has none"),
 ])
 def test_inconsistent_flags_are_refused(args, message):
     with pytest.raises(ValueError, match=message):

@@ -160,6 +160,18 @@ def load(weights_dir) -> LoadedWeights:
     return LoadedWeights(params=params, encoding=encoding, model=model, metadata=metadata)
 
 
+def statistics_warning(weights_dir, theirs, ours) -> str:
+    """One line when fine-tuning `weights_dir` (encoding `theirs`) on data
+    encoded with other statistics (`ours`), else "": the codes would mean
+    other notes than the ones its weights learned (another pitch range,
+    other duration classes)."""
+    if theirs.get_config() == ours.get_config():
+        return ""
+    return (f"warning: {weights_dir}'s encoding statistics differ from the ones fitted on "
+            f"this data, so its codes now stand for other notes; pass "
+            f"--encoding_from={weights_dir} to keep them")
+
+
 def load_guide(guide_dir, loaded):
     """The network of weights folder guide_dir, checked to read what `loaded` reads."""
     guide = load(guide_dir)
