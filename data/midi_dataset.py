@@ -151,7 +151,9 @@ def transposed(segment: np.ndarray, shift: int) -> np.ndarray:
 
 def prepare(params, progress: bool = True) -> PreparedData:
     """The prepared datasets for `params`, built on first use."""
-    fixed_stats = stats_from(params.encoding_from, params.encoding) if params.encoding_from else None
+    fixed_stats = None
+    if params.encoding_from:
+        fixed_stats = stats_from(params.encoding_from, params.encoding)
     corpus = corpora.list_pieces(params, progress=progress)
     cache_path = os.path.join(params.cache_dir, "midi-" + cache_key(params, corpus, fixed_stats))
     if os.path.exists(os.path.join(cache_path, "summary.json")):
