@@ -171,7 +171,6 @@ MUSIC21_CORPORA = {
     "palestrina": Music21Corpus("palestrina", "palestrina_midi", (".krn",),
                                 time_scale=0.5, ids_with_suffix=True),
 }
-BACH_MIDI_FOLDER = MUSIC21_CORPORA["bach"].folder
 
 
 def _read_manifest(manifest_path: str, time_scale: float) -> Optional[dict]:
@@ -201,10 +200,6 @@ def music21_sources(spec: Music21Corpus) -> List[Tuple[str, List[str]]]:
             by_name.setdefault(stem, []).append(path)
     return [(name, sorted(paths, key=lambda p: spec.suffixes.index(
         os.path.splitext(p)[1].lower()))) for name, paths in sorted(by_name.items())]
-
-
-def bach_sources() -> List[Tuple[str, List[str]]]:
-    return music21_sources(MUSIC21_CORPORA["bach"])
 
 
 def _set_programs_to_piano(midi_file, midi_module) -> None:

@@ -197,7 +197,8 @@ def test_maestro_layout(tmp_path):
 
 def test_bach_scores_convert_and_keep_all_voices(tmp_path):
     # music21 labels bwv274's voices as choir (GM 52); they must still count as piano.
-    sources = [s for s in corpora.bach_sources() if s[0] in ("bwv1.6", "bwv274")]
+    sources = [s for s in corpora.music21_sources(corpora.MUSIC21_CORPORA["bach"])
+               if s[0] in ("bwv1.6", "bwv274")]
     sources.append(("broken", [str(tmp_path / "broken.mxl")]))
     (tmp_path / "broken.mxl").write_bytes(b"not a zip archive")
     corpus = corpora.bach_pieces(str(tmp_path / "cache"), 0.1, sources=sources,
