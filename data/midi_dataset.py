@@ -62,31 +62,26 @@ def data_parameters(params) -> dict:
 
 def stats_from(folder: str, encoding: str) -> dict:
     """The statistics of `encoding` kept in `folder`: a weights folder's
-    encoding.json, or a data cache's stats.json (its summary.json names the
-    encoding). Pretraining on one corpus with another's statistics keeps the
-    classes of the one-hot groups meaning the same notes in both."""
+    encoding.json, or a data cache (read as PreparedData.load reads it).
+    Pretraining on one corpus with another's statistics keeps the classes of
+    the one-hot groups meaning the same notes in both."""
     weights_file = os.path.join(folder, "encoding.json")
-    cache_files = [os.path.join(folder, name) for name in ("stats.json", "summary.json")]
-    path = weights_file if os.path.exists(weights_file) else cache_files[0]
     try:
-        if path == weights_file:
+        if os.path.exists(weights_file):
             with open(weights_file, encoding="utf-8") as handle:
                 config = json.load(handle)
             found, stats = config["name"], config["stats"]
         else:
-            with open(cache_files[0], encoding="utf-8") as handle:
-                stats = json.load(handle)
-            path = cache_files[1]
-            with open(cache_files[1], encoding="utf-8") as handle:
-                found = json.load(handle)["encoding"]
+            cached = PreparedData.load(folder)
+            found, stats = cached.summary["encoding"], cached.stats
     except FileNotFoundError:
         raise ValueError(f"{folder}: --encoding_from needs a weights folder (encoding.json) "
                          "or a data cache (stats.json and summary.json)") from None
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise ValueError(f"{path}: cannot read the encoding statistics "
+        raise ValueError(f"{folder}: cannot read the encoding statistics "
                          f"({type(error).__name__}: {error})") from None
     if found != encoding:
-        raise ValueError(f"{path}: its statistics are for encoding {found!r}, not "
+        raise ValueError(f"{folder}: its statistics are for encoding {found!r}, not "
                          f"--encoding={encoding}")
     return stats
 
