@@ -102,6 +102,7 @@ class Params:
     weight_decay: float = 1e-4
     clip_norm: float = 1.0
     ema_decay: float = 0.999
+    export_average: int = 1  # --export writes the mean EMA of the latest N checkpoints
     seed: int = 0
     log_every: int = 100
     eval_every: int = 1000
@@ -218,7 +219,7 @@ PRESETS["midi_cpu"] = PRESETS["midi_bidir"].replace(
 PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
     input_channels=64, stage_channels=(56, 112, 112), mid_channels=(224, 224, 112),
     train_steps=12000, group_loss_weights=(2.0, 2.0, 1.0, 1.0), guidance=1.5,
-    guidance_groups=(0,))
+    guidance_groups=(0,), export_average=3)
 # The autoguidance network of weights/midi (weights/midi/guide; Karras et al.
 # 2024): midi_wide at 0.4x its parameters (1,046,830; 32 note-resolution
 # channels), a quarter of its steps (3000, 16 minutes here) and equal loss
@@ -227,7 +228,8 @@ PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
 # `python train.py --preset=midi_guide --export=weights/midi/guide`.
 PRESETS["midi_guide"] = PRESETS["midi_wide"].replace(
     input_channels=32, stage_channels=(32, 64, 64), mid_channels=(128, 128, 64),
-    train_steps=3000, group_loss_weights=(), guidance=1.0, guidance_groups=())
+    train_steps=3000, group_loss_weights=(), guidance=1.0, guidance_groups=(),
+    export_average=1)
 PRESETS["midi_transformer"] = PRESETS["midi_cpu"].replace(model="transformer",
                                                           jit_compile=False)
 # Tiny configuration for tests and smoke runs.
@@ -464,6 +466,9 @@ def validate(params: Params) -> None:
     if not 0 < params.guidance_max_t <= 1:
         raise ValueError(f"--guidance_max_t={params.guidance_max_t:g} must be in (0, 1] "
                          "(a fraction of the diffusion steps)")
+    if params.export_average < 1:
+        raise ValueError(f"--export_average={params.export_average} must be >= 1 (1: the "
+                         "last EMA weights alone)")
     if params.hop < 1 or params.train_hop < 0:
         raise ValueError(f"--hop={params.hop} must be >= 1 and --train_hop="
                          f"{params.train_hop} >= 0 (0: the same as --hop)")

@@ -15,7 +15,6 @@ resumes when --model_dir already holds a checkpoint.
 import os
 import shutil
 import sys
-import time
 
 from absl import app, flags
 
@@ -30,6 +29,8 @@ flags.DEFINE_string("export", None, "write the EMA weights folder here after tra
 # training.weights.STORAGE_DTYPES (spelled out: importing it loads TensorFlow)
 flags.DEFINE_enum("export_dtype", "float32", ["float32", "float16"],
                   "how --export stores the weights (float16 halves the file)")
+flags.DEFINE_boolean("export_only", False, "restore the latest checkpoint of --model_dir "
+                     "and export it (with --export_average, the average), training nothing")
 flags.DEFINE_string("init_from", None, "start a new run from an exported weights folder "
                     "(fine-tuning, e.g. weights/wave on your own audio); ignored when "
                     "--model_dir already holds a checkpoint")
@@ -70,6 +71,35 @@ def configure_tensorflow():
     return precision == "float16"
 
 
+def export(trainer, params, prepared, held_out, step, minutes):
+    """Writes the EMA weights (or the average of the latest checkpoints' EMA
+    weights) to --export, with the held-out loss of exactly what is written."""
+    from training import weights
+
+    averaged = None
+    if params.export_average > 1:
+        averaged = trainer.average_checkpoints(params.export_average)
+        print(f"averaged the EMA weights of the checkpoints at steps {averaged}")
+    # The loop's last evaluation may describe earlier weights (a run stopped by
+    # --max_minutes), other ones (an average), or none at all (--export_only).
+    # (A local computation: under several workers the chief needs no other.)
+    eval_losses = {}
+    if held_out is not None:
+        eval_losses = trainer.evaluate(held_out)
+        print(f"held-out loss of the exported weights: {eval_losses['eval_loss_ema']:.4f}")
+    metadata = {
+        "step": step, "train_minutes_this_run": minutes, "eval_losses": eval_losses,
+        "averaged_checkpoints": averaged, "parameters": trainer.model.count_params(),
+        "initialised_from": FLAGS.init_from, "time_warp": trainer.time_warp_curve(),
+        "data": {k: prepared.summary.get(k) for k in
+                 ("files_read", "examples", "notes", "hours", "cache_path")
+                 if k in prepared.summary},
+    }
+    out = weights.export(FLAGS.export, params, prepared.encoding, trainer.ema_model,
+                         metadata, overwrite=FLAGS.overwrite, dtype=FLAGS.export_dtype)
+    print(f"exported EMA weights to {out}")
+
+
 def main(argv):
     del argv
     params = params_lib.from_flags()
@@ -83,10 +113,16 @@ def main(argv):
     from training import distribute, pipeline, trainer as trainer_lib, weights
 
     model_dir = FLAGS.model_dir or os.path.join("runs", params_lib.preset_name())
-    if FLAGS.overwrite and os.path.isdir(model_dir):
+    # (--export_only --overwrite replaces the export, never the run it exports.)
+    if FLAGS.overwrite and not FLAGS.export_only and os.path.isdir(model_dir):
         shutil.rmtree(model_dir)
     if FLAGS.export and os.path.exists(FLAGS.export) and not FLAGS.overwrite:
         raise app.UsageError(f"{FLAGS.export} already exists; pass --overwrite to replace it")
+    for flag in ("export_average", "export_only"):
+        if FLAGS[flag].present and not FLAGS.export:
+            raise app.UsageError(f"--{flag} writes to --export; pass it")
+    if FLAGS.export_only and not trainer_lib.latest_checkpoint(model_dir):
+        raise ValueError(f"{model_dir} holds no checkpoint to export; train it first")
 
     loss_scaling = configure_tensorflow()
     strategy = distribute.choose_strategy(FLAGS.strategy)
@@ -96,11 +132,13 @@ def main(argv):
     trainer = trainer_lib.Trainer(params, prepared.num_features, model_dir, strategy,
                                   jit_compile=params.jit_compile, is_chief=is_chief,
                                   loss_scaling=loss_scaling,
-                                  groups=sampling.categorical_groups(params, prepared.encoding))
+                                  groups=sampling.categorical_groups(params, prepared.encoding),
+                                  keep_checkpoints=max(3, params.export_average))
     print(f"model: {params.model}, {trainer.model.count_params():,} parameters; "
           f"replicas: {strategy.num_replicas_in_sync}; model_dir: {model_dir}")
     trainer.attach(dataset_lib.load_split(prepared, "train"), prepared.encoding)
-    if trainer.restore_or_start():
+    restored = trainer.restore_or_start()
+    if restored:
         print(f"resumed from step {int(trainer.step.numpy())}")
     elif FLAGS.init_from:
         source = weights.load(FLAGS.init_from)
@@ -118,28 +156,21 @@ def main(argv):
     else:
         print("warning: the held-out split has no segments; held-out loss and early "
               "stopping are off")
-    max_seconds = None if FLAGS.max_minutes is None else FLAGS.max_minutes * 60
-    started = time.time()
-    result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress)
-    print(f"stopped at step {result.step} after {result.seconds / 60:.1f} min; "
-          f"loss {result.last_loss:.4f}; held-out {result.eval_losses}; "
-          f"skipped updates {result.skipped}")
-    if result.stop_reason:
-        print(result.stop_reason)
-        if "non-finite" in result.stop_reason:
-            return 1
+    if FLAGS.export_only:
+        step, minutes = int(trainer.step.numpy()), 0.0
+    else:
+        max_seconds = None if FLAGS.max_minutes is None else FLAGS.max_minutes * 60
+        result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress)
+        print(f"stopped at step {result.step} after {result.seconds / 60:.1f} min; "
+              f"loss {result.last_loss:.4f}; held-out {result.eval_losses}; "
+              f"skipped updates {result.skipped}")
+        if result.stop_reason:
+            print(result.stop_reason)
+            if "non-finite" in result.stop_reason:
+                return 1
+        step, minutes = result.step, result.seconds / 60
     if FLAGS.export and is_chief:
-        metadata = {
-            "step": result.step, "train_minutes_this_run": (time.time() - started) / 60,
-            "eval_losses": result.eval_losses, "parameters": trainer.model.count_params(),
-            "initialised_from": FLAGS.init_from, "time_warp": trainer.time_warp_curve(),
-            "data": {k: prepared.summary.get(k) for k in
-                     ("files_read", "examples", "notes", "hours", "cache_path")
-                     if k in prepared.summary},
-        }
-        out = weights.export(FLAGS.export, params, prepared.encoding, trainer.ema_model,
-                             metadata, overwrite=FLAGS.overwrite, dtype=FLAGS.export_dtype)
-        print(f"exported EMA weights to {out}")
+        export(trainer, params, prepared, held_out, step, minutes)
     return 0
 
 

@@ -129,6 +129,40 @@ def test_shipped_weights_generate(tmp_path):
 
 
 @pytest.mark.slow
+def test_export_only_averages_the_last_checkpoints_and_keeps_the_run(corpus, tiny_weights,
+                                                                    tmp_path):
+    common = [*TINY, "--dataset=folder", f"--data_dir={corpus}",
+              f"--cache_dir={tiny_weights.parent / 'cache'}", "--test_fraction=0.3"]
+    model_dir = tiny_weights.parent / "model"  # midi_tiny: checkpoints at steps 2 and 4
+    kept = sorted(os.listdir(model_dir / "checkpoints"))
+    out = tmp_path / "averaged"
+    exporting = [*common, f"--model_dir={model_dir}", f"--export={out}", "--export_only"]
+    result = run("train.py", *exporting, "--export_average=2")
+    assert "averaged the EMA weights of the checkpoints at steps [2, 4]" in result.stdout
+    metadata = json.load(open(out / "metadata.json"))
+    trained = json.load(open(tiny_weights / "metadata.json"))
+    assert metadata["step"] == 4 and metadata["averaged_checkpoints"] == [2, 4]
+    assert metadata["train_minutes_this_run"] == 0.0
+    # The loss recorded is the average's own; the params are the run's, with
+    # the averaging that made these weights.
+    assert metadata["eval_losses"]["eval_loss_ema"] != trained["eval_losses"]["eval_loss_ema"]
+    assert metadata["eval_losses"]["eval_loss"] == trained["eval_losses"]["eval_loss"]
+    assert json.load(open(out / "params.json")) == {
+        **json.load(open(tiny_weights / "params.json")), "export_average": 2}
+    # --overwrite replaces the export, never the run it exports; without
+    # averaging, the export is the training run's own.
+    run("train.py", *exporting, "--overwrite")
+    assert sorted(os.listdir(model_dir / "checkpoints")) == kept
+    assert_same_weights(out, tiny_weights)
+    assert json.load(open(out / "metadata.json"))["averaged_checkpoints"] is None
+    empty = run("train.py", *common, f"--model_dir={tmp_path / 'none'}",
+                f"--export={tmp_path / 'x'}", "--export_only", check=False)
+    assert empty.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'none'} holds no checkpoint to export; train it first")
+    assert not os.path.exists(tmp_path / "none") and not os.path.exists(tmp_path / "x")
+
+
+@pytest.mark.slow
 def test_init_from_starts_a_new_run_from_exported_weights(corpus, tiny_weights, tmp_path):
     common = [*TINY, "--dataset=folder", f"--data_dir={corpus}",
               f"--cache_dir={tiny_weights.parent / 'cache'}", "--test_fraction=0.3"]

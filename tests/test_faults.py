@@ -204,8 +204,9 @@ def test_two_local_workers_train_and_the_chief_checkpoints(data_flags, tmp_path)
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
         processes.append(subprocess.Popen(
             [sys.executable, "train.py", *data_flags, "--strategy=multiworker",
-             "--train_steps=3", "--ckpt_every=3", "--eval_every=1000",
-             f"--model_dir={model_dir}"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+             "--train_steps=3", "--ckpt_every=1", "--eval_every=1000",
+             f"--model_dir={model_dir}", f"--export={tmp_path / 'exported'}",
+             "--export_average=2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
             stderr=subprocess.PIPE, text=True))
     try:
         outputs = [process.communicate(timeout=240) for process in processes]
@@ -219,3 +220,7 @@ def test_two_local_workers_train_and_the_chief_checkpoints(data_flags, tmp_path)
     checkpoints = os.listdir(model_dir / "checkpoints")
     assert "ckpt-3.index" in checkpoints
     assert not any(name.startswith(".worker_") for name in os.listdir(model_dir))
+    # The chief alone averages the last two checkpoints and evaluates the average.
+    metadata = json.load(open(tmp_path / "exported" / "metadata.json"))
+    assert metadata["averaged_checkpoints"] == [2, 3]
+    assert np.isfinite(metadata["eval_losses"]["eval_loss_ema"])

@@ -60,6 +60,7 @@ def test_home_folder_is_expanded():
     (["--interval_lags=2", "--encoding=chord_intervals"], "has none"),
     (["--guidance=-0.5"], r"--guidance=-0.5 must be >= 0"),
     (["--guidance_max_t=0"], r"--guidance_max_t=0 must be in \(0, 1\]"),
+    (["--export_average=0"], r"--export_average=0 must be >= 1 \(1: the last EMA"),
     (["--guidance_max_t=1.2"], r"--guidance_max_t=1.2 must be in"),
     (["--guidance_groups=0", "--preset=midi_onehot"], "--prediction=v has none"),
     (["--group_loss_weights=2,0,1,1"], "each must be > 0"),

@@ -65,6 +65,33 @@ def test_resumed_run_ends_with_identical_weights(tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == 6
 
 
+def test_averaging_checkpoints_takes_the_mean_of_their_ema_weights(tmp_path):
+    params = tiny_params(train_steps=5, ckpt_every=1, ema_decay=0.5)
+    trainer = trainer_lib.Trainer(params, FEATURES, str(tmp_path), keep_checkpoints=4)
+    trainer.attach(toy_dataset())
+    trainer.restore_or_start()
+    trainer.fit(progress=False)
+    kept = sorted(name for name in os.listdir(tmp_path / "checkpoints") if name.endswith(".index"))
+    assert kept == [f"ckpt-{step}.index" for step in (2, 3, 4, 5)]
+    last_ema, raw = weights_of(trainer.ema_model), weights_of(trainer.model)
+
+    def ema_in(step):  # read by name, independently of the trainer's own reader
+        reader = tf.train.load_checkpoint(str(tmp_path / "checkpoints" / f"ckpt-{step}"))
+        return [reader.get_tensor(f"ema_weights/{i}/.ATTRIBUTES/VARIABLE_VALUE")
+                for i in range(len(last_ema))]
+
+    expected = [(a + b + c) / 3 for a, b, c in zip(ema_in(3), ema_in(4), ema_in(5))]
+    assert trainer.average_checkpoints(3) == [3, 4, 5]
+    averaged = weights_of(trainer.ema_model)
+    assert any(not np.allclose(a, b) for a, b in zip(averaged, last_ema))
+    for got, want in zip(averaged, expected):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
+    for a, b in zip(weights_of(trainer.model), raw):  # the trained weights stay
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match=r"holds 4 checkpoint\(s\); averaging 5 needs"):
+        trainer.average_checkpoints(5)
+
+
 def test_resume_refuses_other_architecture(tmp_path):
     make_trainer(tmp_path, train_steps=1)
     with pytest.raises(ValueError, match=r"input_channels: 8 -> 12.*--overwrite"):

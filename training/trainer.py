@@ -29,7 +29,7 @@ RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "ckpt_every",
                     "eval_batches", "data_dir", "cache_dir", "patience", "max_nonfinite",
                     "sample_every", "jit_compile", "sampler", "sample_steps",
                     "sample_temperature", "sample_spacing", "sample_rolling", "guidance",
-                    "guidance_max_t", "guidance_groups"}
+                    "guidance_max_t", "guidance_groups", "export_average"}
 NUM_T_BUCKETS = 10
 LOSS_SCALE_PERIOD = 2000
 
@@ -84,6 +84,11 @@ def check_resumable(saved: dict, current: dict, model_dir: str) -> None:
                          "use a new --model_dir, or --overwrite to start it afresh")
 
 
+def latest_checkpoint(model_dir: str) -> Optional[str]:
+    """The newest checkpoint of a run (None when it has none)."""
+    return tf.train.latest_checkpoint(os.path.join(model_dir, "checkpoints"))
+
+
 @dataclasses.dataclass
 class TrainResult:
     step: int
@@ -106,11 +111,13 @@ class Trainer:
       is_chief: whether this process writes logs, checkpoints and exports.
       loss_scaling: dynamic loss scaling (for a mixed_float16 policy).
       groups: one-hot group sizes, for categorical prediction.
+      keep_checkpoints: how many of the latest checkpoints stay on disk.
     """
 
     def __init__(self, params, features, model_dir, strategy=None, jit_compile=False,
-                 is_chief=True, loss_scaling=False, groups=None):
+                 is_chief=True, loss_scaling=False, groups=None, keep_checkpoints=3):
         self.params = params
+        self.keep_checkpoints = keep_checkpoints
         self.features = features
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -308,7 +315,8 @@ class Trainer:
             best_eval_loss=self.best_eval_loss, loss_scale=self.loss_scale,
             good_steps=self.good_steps, **warp)
         self.manager = tf.train.CheckpointManager(
-            self.checkpoint, self._checkpoint_dir("checkpoints"), max_to_keep=3)
+            self.checkpoint, self._checkpoint_dir("checkpoints"),
+            max_to_keep=self.keep_checkpoints)
         # The best held-out checkpoint is kept apart from the latest ones.
         self.best_manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_dir("best"), max_to_keep=1)
@@ -332,7 +340,7 @@ class Trainer:
         """Restores the latest checkpoint if there is one; True if it did."""
         if self.is_chief:
             self._write_params()
-        latest = tf.train.latest_checkpoint(os.path.join(self.model_dir, "checkpoints"))
+        latest = latest_checkpoint(self.model_dir)
         if latest is not None:
             self.checkpoint.restore(latest).assert_existing_objects_matched()
         self._start_iterator()
@@ -372,6 +380,24 @@ class Trainer:
         with midi_io.atomic_output(path) as temp_path:
             with open(temp_path, "w", encoding="utf-8") as handle:
                 json.dump(current, handle, indent=2, sort_keys=True)
+
+    def average_checkpoints(self, count: int) -> list:
+        """Sets the EMA model to the mean of the EMA weights in the latest `count`
+        checkpoints (a uniform average of snapshots taken along the EMA's
+        trajectory, as in Izmailov et al. 2018's SWA); returns their steps."""
+        paths = self.manager.checkpoints[-count:]
+        if len(paths) < count:
+            raise ValueError(f"{self.manager.directory} holds {len(paths)} checkpoint(s); "
+                             f"averaging {count} needs as many (train longer, lower "
+                             "--ckpt_every, or average fewer)")
+        snapshots = []
+        for path in paths:
+            holders = [tf.Variable(tf.zeros_like(v)) for v in self.ema_model.weights]
+            tf.train.Checkpoint(ema_weights=holders).read(path).expect_partial()
+            snapshots.append([h.numpy() for h in holders])
+        self.ema_model.set_weights([np.mean(arrays, axis=0).astype(arrays[0].dtype)
+                                    for arrays in zip(*snapshots)])
+        return [int(path.rsplit("-", 1)[1]) for path in paths]
 
     def save(self, manager=None):
         manager = manager or self.manager
