@@ -71,7 +71,7 @@ def configure_tensorflow():
     return precision == "float16"
 
 
-def export(trainer, params, prepared, held_out, step, minutes):
+def export(trainer, params, prepared, held_out, step, minutes, eval_losses):
     """Writes the EMA weights (or the average of the latest checkpoints' EMA
     weights) to --export, with the held-out loss of exactly what is written."""
     from training import weights
@@ -80,11 +80,10 @@ def export(trainer, params, prepared, held_out, step, minutes):
     if params.export_average > 1:
         averaged = trainer.average_checkpoints(params.export_average)
         print(f"averaged the EMA weights of the checkpoints at steps {averaged}")
-    # The loop's last evaluation may describe earlier weights (a run stopped by
-    # --max_minutes), other ones (an average), or none at all (--export_only).
+    # The loop evaluates its final weights; an average, or an export without a
+    # loop (--export_only, a finished run resumed), needs its own evaluation.
     # (A local computation: under several workers the chief needs no other.)
-    eval_losses = {}
-    if held_out is not None:
+    if held_out is not None and (averaged or not eval_losses):
         eval_losses = trainer.evaluate(held_out)
         print(f"held-out loss of the exported weights: {eval_losses['eval_loss_ema']:.4f}")
     metadata = {
@@ -157,7 +156,7 @@ def main(argv):
         print("warning: the held-out split has no segments; held-out loss and early "
               "stopping are off")
     if FLAGS.export_only:
-        step, minutes = int(trainer.step.numpy()), 0.0
+        step, minutes, eval_losses = int(trainer.step.numpy()), 0.0, {}
     else:
         max_seconds = None if FLAGS.max_minutes is None else FLAGS.max_minutes * 60
         result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress)
@@ -168,9 +167,9 @@ def main(argv):
             print(result.stop_reason)
             if "non-finite" in result.stop_reason:
                 return 1
-        step, minutes = result.step, result.seconds / 60
+        step, minutes, eval_losses = result.step, result.seconds / 60, result.eval_losses
     if FLAGS.export and is_chief:
-        export(trainer, params, prepared, held_out, step, minutes)
+        export(trainer, params, prepared, held_out, step, minutes, eval_losses)
     return 0
 
 

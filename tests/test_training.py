@@ -92,6 +92,15 @@ def test_averaging_checkpoints_takes_the_mean_of_their_ema_weights(tmp_path):
         trainer.average_checkpoints(5)
 
 
+def test_a_run_stopped_by_time_evaluates_its_final_weights(tmp_path):
+    trainer = make_trainer(tmp_path, train_steps=50, eval_every=1000)
+    held_out = pipeline.held_out_batches(toy_dataset(), 0, trainer.params.timesteps,
+                                         trainer.params.batch_size, 1)
+    result = trainer.fit(held_out, max_seconds=0, progress=False)
+    assert result.step == 1  # out of time after one step, far from an eval_every step
+    assert result.eval_losses and result.eval_losses == trainer.evaluate(held_out)
+
+
 def test_resume_refuses_other_architecture(tmp_path):
     make_trainer(tmp_path, train_steps=1)
     with pytest.raises(ValueError, match=r"input_channels: 8 -> 12.*--overwrite"):

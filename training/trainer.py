@@ -390,10 +390,11 @@ class Trainer:
             raise ValueError(f"{self.manager.directory} holds {len(paths)} checkpoint(s); "
                              f"averaging {count} needs as many (train longer, lower "
                              "--ckpt_every, or average fewer)")
+        holders = [tf.Variable(tf.zeros_like(v)) for v in self.ema_model.weights]
+        reader = tf.train.Checkpoint(ema_weights=holders)
         snapshots = []
         for path in paths:
-            holders = [tf.Variable(tf.zeros_like(v)) for v in self.ema_model.weights]
-            tf.train.Checkpoint(ema_weights=holders).read(path).expect_partial()
+            reader.read(path).expect_partial()
             snapshots.append([h.numpy() for h in holders])
         self.ema_model.set_weights([np.mean(arrays, axis=0).astype(arrays[0].dtype)
                                     for arrays in zip(*snapshots)])
@@ -457,7 +458,9 @@ class Trainer:
                     and self.encoding is not None:
                 summaries.write_samples(writer, step, self.ema_model, params, self.encoding,
                                         time_warp=self.time_warp_curve()["probabilities"])
-            if held_out is not None and (step % params.eval_every == 0
+            out_of_time = max_seconds is not None and time.time() - started > max_seconds
+            # (Also where time runs out: the export describes the final weights.)
+            if held_out is not None and (step % params.eval_every == 0 or out_of_time
                                          or step == params.train_steps):
                 eval_losses = self.evaluate(held_out)
                 with writer.as_default(step=step):
@@ -474,7 +477,6 @@ class Trainer:
                         stop_reason = (f"early stop at step {step}: held-out loss has not "
                                        f"improved for {evals_without_gain} evaluations "
                                        f"(best {float(self.best_eval_loss.numpy()):.4f})")
-            out_of_time = max_seconds is not None and time.time() - started > max_seconds
             # Never checkpoint inside a non-finite streak: the last save stays good.
             if nonfinite_streak == 0 and (step % params.ckpt_every == 0 or out_of_time
                                           or step == params.train_steps or stop_reason):
