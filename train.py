@@ -136,8 +136,7 @@ def main(argv):
     print(f"model: {params.model}, {trainer.model.count_params():,} parameters; "
           f"replicas: {strategy.num_replicas_in_sync}; model_dir: {model_dir}")
     trainer.attach(dataset_lib.load_split(prepared, "train"), prepared.encoding)
-    restored = trainer.restore_or_start()
-    if restored:
+    if trainer.restore_or_start():
         print(f"resumed from step {int(trainer.step.numpy())}")
     elif FLAGS.init_from:
         source = weights.load(FLAGS.init_from)
