@@ -289,6 +289,37 @@ def test_a_guide_ships_inside_the_weights_folder_and_must_read_the_same_data(tmp
         weights.load_guide(str(tmp_path / "other"), loaded)
 
 
+def test_re_exporting_a_model_keeps_its_guide_only_if_it_still_fits(tmp_path, capsys):
+    encoding = seed_log_encoding()
+    model = make_trainer(tmp_path / "run", train_steps=1)
+    guide = make_trainer(tmp_path / "guide_run", train_steps=1, seed=1,
+                         stage_channels=(8, 8), mid_channels=(8,))
+    out = tmp_path / "guided"
+    weights.export(out, model.params.replace(guidance=2.0), encoding, model.ema_model, {})
+    weights.export(out / weights.GUIDE_DIR, guide.params, encoding, guide.ema_model, {})
+    guide_files = {name: open(out / weights.GUIDE_DIR / name, "rb").read()
+                   for name in weights.FILES}
+    # A new model of the same data and objective (another width): the guide stays.
+    wider = make_trainer(tmp_path / "wider_run", train_steps=1, input_channels=16)
+    weights.export(out, wider.params.replace(guidance=2.0), encoding, wider.ema_model,
+                   {"step": 2}, overwrite=True)
+    assert f"kept {out / weights.GUIDE_DIR}" in capsys.readouterr().out
+    assert json.load(open(out / "metadata.json")) == {"step": 2}
+    assert {name: open(out / weights.GUIDE_DIR / name, "rb").read()
+            for name in weights.FILES} == guide_files
+    loaded = weights.load(str(out))
+    assert loaded.model.input_channels == 16
+    weights.load_guide(str(out / weights.GUIDE_DIR), loaded)
+    # Another objective: the old guide cannot guide it and is dropped.
+    other = make_trainer(tmp_path / "other_run", train_steps=1, prediction="v",
+                         schedule="cosine")
+    weights.export(out, other.params, encoding, other.ema_model, {}, overwrite=True)
+    assert "its prediction, schedule differ" in capsys.readouterr().out
+    assert sorted(os.listdir(out)) == sorted(weights.FILES)
+    assert sorted(os.listdir(tmp_path)) == ["guide_run", "guided", "other_run", "run",
+                                            "wider_run"]
+
+
 def test_float16_export_halves_the_file_and_loads_the_rounded_weights(tmp_path):
     trainer = make_trainer(tmp_path / "run", train_steps=1)
     encoding = seed_log_encoding()

@@ -8,9 +8,9 @@ A folder holds
   metadata.json        steps, training time, held-out losses, data summary
   guide/               optional: the autoguidance network (Karras et al. 2024), a
                        weights folder of a smaller, shorter-trained model of the
-                       same data (`train.py --preset=midi_guide --export=W/guide`,
-                       after W itself: exporting W replaces the whole folder),
-                       used when params.guidance is not 1
+                       same data (`train.py --preset=midi_guide --export=W/guide`),
+                       used when params.guidance is not 1; re-exporting W keeps
+                       it where it can still guide the new model
 It is written to a temporary sibling and renamed into place, so a folder under
 the final name is always complete.
 """
@@ -101,11 +101,43 @@ def store_as(weights_file, dtype):
             os.remove(staging)
 
 
+def _guide_mismatch(guide_params, guide_encoding, params, encoding_config):
+    """What differs between a guide and the model it would guide (empty: it fits)."""
+    differ = [name for name in GUIDE_MUST_MATCH
+              if getattr(guide_params, name) != getattr(params, name)]
+    if guide_encoding != encoding_config:
+        differ.append("encoding")
+    return differ
+
+
+def _keep_guide(out_dir, staging, params, encoding_config):
+    """Copies out_dir's guide/ into the new folder where it can guide the new
+    model; returns a line saying what happened to it (None: there was none)."""
+    guide_dir = os.path.join(out_dir, GUIDE_DIR)
+    if not os.path.isdir(guide_dir):
+        return None
+    try:
+        with open(os.path.join(guide_dir, "params.json"), encoding="utf-8") as handle:
+            guide_params = params_lib.Params.from_dict(json.load(handle))
+        with open(os.path.join(guide_dir, "encoding.json"), encoding="utf-8") as handle:
+            guide_encoding = json.load(handle)
+    except (OSError, ValueError, TypeError) as error:
+        return f"dropped {guide_dir}: unreadable ({error})"
+    differ = _guide_mismatch(guide_params, guide_encoding, params, encoding_config)
+    if differ:
+        return (f"dropped {guide_dir}: its {', '.join(differ)} differ from the new "
+                "model's, so it cannot guide it")
+    # A copy, not a move: the old folder stays whole until the new one is in place.
+    shutil.copytree(guide_dir, os.path.join(staging, GUIDE_DIR))
+    return f"kept {guide_dir} (same data and objective)"
+
+
 def export(out_dir, params, encoding, ema_model, metadata, overwrite=False,
            dtype="float32"):
     """Writes a weights folder atomically; refuses to replace one unless overwrite.
 
     dtype: how the weights are stored ("float16" halves the file; `store_as`).
+    A guide/ in the folder replaced is kept when it can guide the new model.
     """
     out_dir = os.path.abspath(out_dir)
     _storage_dtype(dtype)  # refused before anything is written
@@ -122,6 +154,10 @@ def export(out_dir, params, encoding, ema_model, metadata, overwrite=False,
         if dtype != "float32":
             store_as(os.path.join(staging, WEIGHTS_FILE), dtype)
         os.chmod(staging, 0o755)
+        guide_note = _keep_guide(out_dir, staging, params,
+                                 json.loads(json.dumps(encoding.get_config())))
+        if guide_note:
+            print(guide_note)
         if os.path.exists(out_dir):
             # Keep the old folder until the new one is in place.
             retired = out_dir + ".old"
@@ -175,10 +211,8 @@ def statistics_warning(weights_dir, theirs, ours) -> str:
 def load_guide(guide_dir, loaded):
     """The network of weights folder guide_dir, checked to read what `loaded` reads."""
     guide = load(guide_dir)
-    differ = [name for name in GUIDE_MUST_MATCH
-              if getattr(guide.params, name) != getattr(loaded.params, name)]
-    if guide.encoding.get_config() != loaded.encoding.get_config():
-        differ.append("encoding")
+    differ = _guide_mismatch(guide.params, guide.encoding.get_config(), loaded.params,
+                             loaded.encoding.get_config())
     if differ:
         raise WeightsError(f"guide {guide_dir} cannot guide this model: its "
                            f"{', '.join(differ)} differ (train the guide on the same "
