@@ -55,6 +55,7 @@ class Params:
     dropout: float = 0.0
     causal: bool = True  # causal_unet, transformer: False sees the whole segment
     interval_lags: int = 0  # causal_unet: pitch-class interval features vs this many notes before
+    note_attention: int = 0  # causal_unet: self-attention blocks at note resolution
     # transformer denoiser
     model_dim: int = 128
     num_layers: int = 4
@@ -449,6 +450,9 @@ def validate(params: Params) -> None:
                          "--sample_spacing=uniform or logsnr)")
     if params.interval_lags:
         _check_interval_lags(params)
+    if params.note_attention and (params.model != "causal_unet" or params.note_attention < 0):
+        raise ValueError(f"--note_attention={params.note_attention} adds attention blocks to "
+                         f"--model=causal_unet; it must be >= 0 (model {params.model!r})")
     if params.group_loss_weights and (params.prediction != "categorical" or min(
             params.group_loss_weights) <= 0):
         raise ValueError(f"--group_loss_weights={','.join(map(str, params.group_loss_weights))}"

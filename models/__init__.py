@@ -11,7 +11,7 @@ _MODELS = {
     "causal_unet": (CausalUNet, (
         "input_channels", "input_kernel", "stage_channels", "stage_kernels", "mid_channels",
         "mid_kernel", "attention_heads", "se_ratio", "time_dim", "dropout", "seq_len",
-        "causal", "interval_lags")),
+        "causal", "interval_lags", "note_attention")),
     "transformer": (TransformerDenoiser, (
         "model_dim", "num_layers", "attention_heads", "mlp_dim", "time_dim", "causal",
         "dropout")),

@@ -28,7 +28,7 @@ class CausalUNet(Denoiser):
     downsample by 2 -> ConvBlock -> self-attention; mid ConvBlocks; per up
     stage (mirrored): concat skip -> ConvBlock -> self-attention -> upsample
     by 2; then concat the input-level features -> full-resolution ConvBlock
-    -> 1x1 conv.
+    -> note_attention full-resolution self-attention blocks -> 1x1 conv.
 
     The output ConvBlock matters: upsampling repeats each coarse position
     twice, so without full-resolution processing notes 2j and 2j+1 would get
@@ -55,6 +55,10 @@ class CausalUNet(Denoiser):
         interval_lags: > 0: the input conv also reads `IntervalFeatures` of
             the pitch-class group (channels [0, 12) of x_t and of the x_0
             estimate beside it) against the interval_lags notes before.
+        note_attention: self-attention blocks at note resolution after the
+            output ConvBlock. Every other attention block runs on merged
+            pairs (or coarser); these let a note read one specific other
+            note, such as its voice's previous note, exactly.
         **kwargs: base `keras.Model` arguments (name, dtype, ...).
 
     Call arguments:
@@ -72,7 +76,7 @@ class CausalUNet(Denoiser):
                  stage_channels=(40, 80, 80), stage_kernels=(5, 5, 3),
                  mid_channels=(160, 160, 80), mid_kernel=3, attention_heads=2,
                  se_ratio=16, time_dim=256, dropout=0.0, seq_len=None, causal=True,
-                 interval_lags=0, **kwargs):
+                 interval_lags=0, note_attention=0, **kwargs):
         # Keep t in float32 at the model boundary (a half-precision t loses
         # its fractional part); each layer casts its own inputs.
         kwargs["autocast"] = False
@@ -91,6 +95,7 @@ class CausalUNet(Denoiser):
         self.seq_len = None if seq_len is None else int(seq_len)
         self.causal = bool(causal)
         self.interval_lags = int(interval_lags)
+        self.note_attention = int(note_attention)
         self.interval_features = None  # built with the input width (build)
 
         if len(self.stage_kernels) != len(self.stage_channels):
@@ -137,6 +142,10 @@ class CausalUNet(Denoiser):
         self.output_block = CausalConvBlock(self.input_channels, self.input_kernel,
                                             self.se_ratio, self.dropout, self.causal,
                                             dtype=policy, name="output_block")
+        self.note_attention_blocks = [
+            SelfAttentionBlock(self.attention_heads, dropout=self.dropout, causal=self.causal,
+                               dtype=policy, name=f"note{i}_attention")
+            for i in range(self.note_attention)]
         # Small rather than zero: the network starts near "predict 0" (the
         # mean of epsilon) but gradients reach every earlier layer at once.
         self.output_projection = keras.layers.Conv1D(
@@ -206,6 +215,8 @@ class CausalUNet(Denoiser):
 
         h = ops.concatenate([h, ops.cast(input_features, h.dtype)], axis=-1)
         h = self.output_block(h, stage_times[0], training=training)
+        for attention in self.note_attention_blocks:
+            h = attention(h, training=training)
         return ops.cast(self.output_projection(h), "float32")
 
     def get_config(self):
@@ -225,5 +236,6 @@ class CausalUNet(Denoiser):
             "seq_len": self.seq_len,
             "causal": self.causal,
             "interval_lags": self.interval_lags,
+            "note_attention": self.note_attention,
         })
         return config

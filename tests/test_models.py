@@ -482,3 +482,39 @@ def test_unet_with_interval_features():
     # 2 groups x 2 lags x 12 more input channels of the input conv.
     assert _params(model) - _params(without) == (
         2 * 2 * 12 * TINY.input_kernel * TINY.input_channels)
+
+
+def test_note_attention_adds_residual_blocks_at_note_resolution():
+    """With their output layers zeroed the blocks are the identity: the model
+    then equals the U-Net without them, weight for weight."""
+    x_t, t = _inputs()
+    model = _built(_tiny_unet(note_attention=2))
+    assert len(model.note_attention_blocks) == 2
+    assert_causal(lambda v: model([v, t], training=False), x_t)
+    block_weights = {id(w) for block in model.note_attention_blocks for w in block.weights}
+    one_block = SelfAttentionBlock(TINY.attention_heads)
+    one_block.build((None, SEQ_LEN, TINY.input_channels))
+    assert len(block_weights) == 2 * len(one_block.weights)
+    assert _params(model) - _params(_built(_tiny_unet())) == 2 * _params(one_block)
+    config = model.get_config()
+    assert config["note_attention"] == 2
+    clone = CausalUNet.from_config(config)
+    clone([x_t, t])
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(np.asarray(clone([x_t, t])), np.asarray(model([x_t, t])),
+                               rtol=0, atol=1e-6)
+    # Exports written before the option load without the blocks.
+    old = {k: v for k, v in config.items() if k != "note_attention"}
+    assert CausalUNet.from_config(old).note_attention == 0
+
+    with_blocks = np.asarray(model([x_t, t]))
+    for block in model.note_attention_blocks:
+        for layer in (block.attention, block.mlp_output):
+            for weight in layer.weights:
+                weight.assign(np.zeros(weight.shape, "float32"))
+    without = _tiny_unet()
+    without([x_t, t])
+    without.set_weights([w.numpy() for w in model.weights if id(w) not in block_weights])
+    identity = np.asarray(model([x_t, t]))
+    np.testing.assert_allclose(identity, np.asarray(without([x_t, t])), rtol=0, atol=1e-6)
+    assert np.abs(with_blocks - identity).max() > 1e-4
