@@ -12,6 +12,7 @@ it --domain picks the domain's default preset). A run
 resumes when --model_dir already holds a checkpoint.
 """
 
+import math
 import os
 import shutil
 import sys
@@ -86,8 +87,13 @@ def export(trainer, params, prepared, held_out, step, minutes, eval_losses):
     if held_out is not None and (averaged or not eval_losses):
         eval_losses = trainer.evaluate(held_out)
         print(f"held-out loss of the exported weights: {eval_losses['eval_loss_ema']:.4f}")
+    total = float(trainer.train_seconds.numpy())
     metadata = {
-        "step": step, "train_minutes_this_run": minutes, "eval_losses": eval_losses,
+        "step": step, "train_minutes_this_run": minutes,
+        # Over every run of the model_dir (None: it resumed a checkpoint that
+        # predates the count).
+        "train_minutes": None if math.isnan(total) else total / 60,
+        "eval_losses": eval_losses,
         "averaged_checkpoints": averaged, "parameters": trainer.model.count_params(),
         "initialised_from": FLAGS.init_from, "time_warp": trainer.time_warp_curve(),
         "data": {k: prepared.summary.get(k) for k in

@@ -143,6 +143,9 @@ def test_export_only_averages_the_last_checkpoints_and_keeps_the_run(corpus, tin
     trained = json.load(open(tiny_weights / "metadata.json"))
     assert metadata["step"] == 4 and metadata["averaged_checkpoints"] == [2, 4]
     assert metadata["train_minutes_this_run"] == 0.0
+    # The run's own training time is carried by its checkpoints.
+    assert metadata["train_minutes"] == pytest.approx(trained["train_minutes"])
+    assert 0 < trained["train_minutes"] <= trained["train_minutes_this_run"]
     # The loss recorded is the average's own; the params are the run's, with
     # the averaging that made these weights.
     assert metadata["eval_losses"]["eval_loss_ema"] != trained["eval_losses"]["eval_loss_ema"]

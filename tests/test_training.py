@@ -65,6 +65,30 @@ def test_resumed_run_ends_with_identical_weights(tmp_path):
     assert int(resumed.optimizer.iterations.numpy()) == 6
 
 
+def test_training_time_adds_up_over_resumed_runs(tmp_path):
+    first = make_trainer(tmp_path / "run", train_steps=2, ckpt_every=2)
+    first_result = first.fit(progress=False)
+    first_seconds = float(first.train_seconds.numpy())
+    assert 0 < first_seconds <= first_result.seconds
+    resumed = make_trainer(tmp_path / "run", train_steps=4)
+    assert float(resumed.train_seconds.numpy()) == first_seconds  # checkpointed
+    second_result = resumed.fit(progress=False)
+    total = float(resumed.train_seconds.numpy())
+    assert first_seconds < total <= first_seconds + second_result.seconds
+
+    # A checkpoint written before the time was counted still restores; the
+    # total is then unknown (NaN), never a silent undercount.
+    older = make_trainer(tmp_path / "older", train_steps=2)
+    fields = {k: v for k, v in older._checkpointed.items() if k != "train_seconds"}
+    tf.train.CheckpointManager(tf.train.Checkpoint(**fields),
+                               str(tmp_path / "older" / "checkpoints"),
+                               max_to_keep=1).save(checkpoint_number=0)
+    restored = make_trainer(tmp_path / "older", train_steps=2)
+    assert np.isnan(restored.train_seconds.numpy())
+    restored.fit(progress=False)
+    assert int(restored.step.numpy()) == 2 and np.isnan(restored.train_seconds.numpy())
+
+
 def test_averaging_checkpoints_takes_the_mean_of_their_ema_weights(tmp_path):
     params = tiny_params(train_steps=5, ckpt_every=1, ema_decay=0.5)
     trainer = trainer_lib.Trainer(params, FEATURES, str(tmp_path), keep_checkpoints=4)

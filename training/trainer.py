@@ -142,6 +142,10 @@ class Trainer:
             self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
             self.best_eval_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False,
                                               name="best_eval_loss")
+            # Wall seconds spent in fit over every run of this model_dir; NaN
+            # when resumed from a checkpoint written before it was counted.
+            self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
+                                             name="train_seconds")
             # Dynamic loss scaling for mixed_float16 (Micikevicius et al. 2018):
             # halve on overflow, double after LOSS_SCALE_PERIOD good steps.
             self.loss_scaling = loss_scaling
@@ -308,12 +312,13 @@ class Trainer:
         # which lack it, still restore.)
         warp = (dict(warp_losses=self.warp_losses, warp_updates=self.warp_updates)
                 if self.params.time_warping else {})
-        self.checkpoint = tf.train.Checkpoint(
+        self._checkpointed = dict(
             model_weights=[v.value for v in self.model.weights],
             ema_weights=[v.value for v in self.ema_model.weights],
             optimizer=self.optimizer, step=self.step, skipped=self.skipped,
             best_eval_loss=self.best_eval_loss, loss_scale=self.loss_scale,
-            good_steps=self.good_steps, **warp)
+            good_steps=self.good_steps, train_seconds=self.train_seconds, **warp)
+        self.checkpoint = tf.train.Checkpoint(**self._checkpointed)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_dir("checkpoints"),
             max_to_keep=self.keep_checkpoints)
@@ -342,7 +347,13 @@ class Trainer:
             self._write_params()
         latest = latest_checkpoint(self.model_dir)
         if latest is not None:
-            self.checkpoint.restore(latest).assert_existing_objects_matched()
+            if any(name.startswith("train_seconds/")
+                   for name, _ in tf.train.list_variables(latest)):
+                self.checkpoint.restore(latest).assert_existing_objects_matched()
+            else:  # written before the training time was counted
+                older = {k: v for k, v in self._checkpointed.items() if k != "train_seconds"}
+                tf.train.Checkpoint(**older).restore(latest).assert_existing_objects_matched()
+                self.train_seconds.assign(np.nan)
         self._start_iterator()
         return latest is not None
 
@@ -417,7 +428,7 @@ class Trainer:
         if self.is_chief:
             summaries.write_hparams(writer, params)
         start_step = int(self.step.numpy())
-        started = time.time()
+        started, seconds_before = time.time(), float(self.train_seconds.numpy())
         bar = tqdm(total=params.train_steps, initial=start_step,
                    disable=not (progress and self.is_chief), dynamic_ncols=True,
                    unit="step", desc="train")
@@ -459,6 +470,7 @@ class Trainer:
                 summaries.write_samples(writer, step, self.ema_model, params, self.encoding,
                                         time_warp=self.time_warp_curve()["probabilities"])
             out_of_time = max_seconds is not None and time.time() - started > max_seconds
+            self.train_seconds.assign(seconds_before + time.time() - started)
             # (Also where time runs out: the export describes the final weights.)
             if held_out is not None and (step % params.eval_every == 0 or out_of_time
                                          or step == params.train_steps):

@@ -5,7 +5,8 @@ A folder holds
   encoding.json        the data encoding and its training-split statistics
   ema.weights.h5       the EMA weights (HDF5 arrays: loading runs no code, no pickle),
                        float32, or float16 to halve the file (`store_as`)
-  metadata.json        steps, training time, held-out losses, data summary
+  metadata.json        steps, training time (this run and in all), held-out losses,
+                       data summary
   guide/               optional: the autoguidance network (Karras et al. 2024), a
                        weights folder of a smaller, shorter-trained model of the
                        same data (`train.py --preset=midi_guide --export=W/guide`),
