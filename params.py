@@ -450,9 +450,11 @@ def validate(params: Params) -> None:
                          "--sample_spacing=uniform or logsnr)")
     if params.interval_lags:
         _check_interval_lags(params)
-    if params.note_attention and (params.model != "causal_unet" or params.note_attention < 0):
-        raise ValueError(f"--note_attention={params.note_attention} adds attention blocks to "
-                         f"--model=causal_unet; it must be >= 0 (model {params.model!r})")
+    if params.note_attention < 0:
+        raise ValueError(f"--note_attention={params.note_attention} must be >= 0")
+    if params.note_attention and params.model != "causal_unet":
+        raise ValueError(f"--note_attention adds attention blocks to --model=causal_unet "
+                         f"(got {params.model!r})")
     if params.group_loss_weights and (params.prediction != "categorical" or min(
             params.group_loss_weights) <= 0):
         raise ValueError(f"--group_loss_weights={','.join(map(str, params.group_loss_weights))}"

@@ -59,7 +59,7 @@ def test_home_folder_is_expanded():
     (["--interval_lags=2", "--encoding=analog_bits"], "encoding 'analog_bits' has none"),
     (["--interval_lags=2", "--encoding=chord_intervals"], "has none"),
     (["--note_attention=1", "--model=transformer"], "adds attention blocks to"),
-    (["--note_attention=-1"], "--note_attention=-1 adds attention blocks"),
+    (["--note_attention=-1"], "--note_attention=-1 must be >= 0"),
     (["--guidance=-0.5"], r"--guidance=-0.5 must be >= 0"),
     (["--guidance_max_t=0"], r"--guidance_max_t=0 must be in \(0, 1\]"),
     (["--export_average=0"], r"--export_average=0 must be >= 1 \(1: the last EMA"),

@@ -77,7 +77,7 @@ def test_training_time_adds_up_over_resumed_runs(tmp_path):
     assert first_seconds < total <= first_seconds + second_result.seconds
 
     # A checkpoint written before the time was counted still restores; the
-    # total is then unknown (NaN), never a silent undercount.
+    # total is then unknown (NaN), not the last run's time alone.
     older = make_trainer(tmp_path / "older", train_steps=2)
     fields = {k: v for k, v in older._checkpointed.items() if k != "train_seconds"}
     tf.train.CheckpointManager(tf.train.Checkpoint(**fields),
@@ -260,13 +260,6 @@ def test_sampling_follows_the_params_step_spacing(tmp_path):
     np.testing.assert_array_equal(sample("", "ddpm"), sample("uniform", "ddpm"))
 
 
-def seed_log_encoding():
-    return encodings.get_encoding("seed_log", {
-        "encoding": "seed_log", "features": ["midi_pitch", "duration", "delta"],
-        "minimum": [40, 0.25, 0], "maximum": [80, 4, 4], "mean_velocity": 90.0,
-        "num_notes": 10})
-
-
 def test_export_and_load_round_trip(tmp_path):
     trainer = make_trainer(tmp_path / "run", train_steps=1)
     trainer.fit(progress=False)
@@ -313,7 +306,8 @@ def test_a_guide_ships_inside_the_weights_folder_and_must_read_the_same_data(tmp
         weights.load_guide(str(tmp_path / "other"), loaded)
 
 
-def test_re_exporting_a_model_keeps_its_guide_only_if_it_still_fits(tmp_path, capsys):
+def test_re_exporting_a_model_keeps_its_guide_only_if_it_still_fits(tmp_path, capsys,
+                                                                   monkeypatch):
     encoding = seed_log_encoding()
     model = make_trainer(tmp_path / "run", train_steps=1)
     guide = make_trainer(tmp_path / "guide_run", train_steps=1, seed=1,
@@ -323,6 +317,24 @@ def test_re_exporting_a_model_keeps_its_guide_only_if_it_still_fits(tmp_path, ca
     weights.export(out / weights.GUIDE_DIR, guide.params, encoding, guide.ema_model, {})
     guide_files = {name: open(out / weights.GUIDE_DIR / name, "rb").read()
                    for name in weights.FILES}
+    model_files = {name: open(out / name, "rb").read() for name in weights.FILES}
+
+    # A rename that fails at the swap leaves the old folder whole, guide included.
+    real_replace = os.replace
+
+    def failing_swap(source, target):
+        if os.path.basename(source).startswith(".guided."):
+            raise OSError("disk full")
+        real_replace(source, target)
+
+    monkeypatch.setattr(weights.os, "replace", failing_swap)
+    with pytest.raises(OSError, match="disk full"):
+        weights.export(out, model.params.replace(guidance=2.0), encoding, model.ema_model,
+                       {"step": 9}, overwrite=True)
+    monkeypatch.undo()
+    assert {name: open(out / name, "rb").read() for name in weights.FILES} == model_files
+    assert {name: open(out / weights.GUIDE_DIR / name, "rb").read()
+            for name in weights.FILES} == guide_files
     # A new model of the same data and objective (another width): the guide stays.
     wider = make_trainer(tmp_path / "wider_run", train_steps=1, input_channels=16)
     weights.export(out, wider.params.replace(guidance=2.0), encoding, wider.ema_model,
@@ -415,3 +427,12 @@ def test_learning_rate_warms_up_then_decays():
     assert values[0] == 0.0 and values[1] == pytest.approx(5e-4)
     assert values[2] == pytest.approx(1e-3)
     assert values[2] > values[3] > values[4] == pytest.approx(1e-5)
+
+
+@pytest.mark.parametrize("folder", ["midi", os.path.join("midi", "guide")])
+def test_shipped_weights_load_into_the_current_network(folder):
+    """Options added since (fields with defaults) build the network they were trained as."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    loaded = weights.load(os.path.join(root, "weights", folder))
+    assert loaded.model.count_params() == loaded.metadata["parameters"]
+    assert loaded.model.note_attention == 0 and not loaded.model.note_attention_blocks

@@ -142,8 +142,10 @@ class Trainer:
             self.skipped = tf.Variable(0, dtype=tf.int64, trainable=False, name="skipped")
             self.best_eval_loss = tf.Variable(np.inf, dtype=tf.float64, trainable=False,
                                               name="best_eval_loss")
-            # Wall seconds spent in fit over every run of this model_dir; NaN
-            # when resumed from a checkpoint written before it was counted.
+            # Wall seconds spent in fit over every run of this model_dir, up to
+            # each run's last checkpoint (time after it, as in a killed run, is
+            # lost with the steps); NaN when resumed from a checkpoint written
+            # before it was counted.
             self.train_seconds = tf.Variable(0.0, dtype=tf.float64, trainable=False,
                                              name="train_seconds")
             # Dynamic loss scaling for mixed_float16 (Micikevicius et al. 2018):

@@ -111,20 +111,25 @@ def _guide_mismatch(guide_params, guide_encoding, params, encoding_config):
     return differ
 
 
-def _keep_guide(out_dir, staging, params, encoding_config):
+def _keep_guide(out_dir, staging, params, encoding):
     """Copies out_dir's guide/ into the new folder where it can guide the new
     model; returns a line saying what happened to it (None: there was none)."""
     guide_dir = os.path.join(out_dir, GUIDE_DIR)
     if not os.path.isdir(guide_dir):
         return None
+    # (An OSError stops the export with the old folder whole: a guide is
+    # dropped only for what it holds, never because a read failed.)
+    with open(os.path.join(guide_dir, "params.json"), encoding="utf-8") as handle:
+        params_text = handle.read()
+    with open(os.path.join(guide_dir, "encoding.json"), encoding="utf-8") as handle:
+        encoding_text = handle.read()
     try:
-        with open(os.path.join(guide_dir, "params.json"), encoding="utf-8") as handle:
-            guide_params = params_lib.Params.from_dict(json.load(handle))
-        with open(os.path.join(guide_dir, "encoding.json"), encoding="utf-8") as handle:
-            guide_encoding = json.load(handle)
-    except (OSError, ValueError, TypeError) as error:
-        return f"dropped {guide_dir}: unreadable ({error})"
-    differ = _guide_mismatch(guide_params, guide_encoding, params, encoding_config)
+        guide_params = params_lib.Params.from_dict(json.loads(params_text))
+        guide_encoding = encodings.from_config(json.loads(encoding_text))
+    except (ValueError, KeyError, TypeError) as error:
+        return f"dropped {guide_dir}: damaged ({error})"
+    differ = _guide_mismatch(guide_params, guide_encoding.get_config(), params,
+                             encoding.get_config())
     if differ:
         return (f"dropped {guide_dir}: its {', '.join(differ)} differ from the new "
                 "model's, so it cannot guide it")
@@ -155,8 +160,7 @@ def export(out_dir, params, encoding, ema_model, metadata, overwrite=False,
         if dtype != "float32":
             store_as(os.path.join(staging, WEIGHTS_FILE), dtype)
         os.chmod(staging, 0o755)
-        guide_note = _keep_guide(out_dir, staging, params,
-                                 json.loads(json.dumps(encoding.get_config())))
+        guide_note = _keep_guide(out_dir, staging, params, encoding)
         if guide_note:
             print(guide_note)
         if os.path.exists(out_dir):
@@ -164,7 +168,11 @@ def export(out_dir, params, encoding, ema_model, metadata, overwrite=False,
             retired = out_dir + ".old"
             shutil.rmtree(retired, ignore_errors=True)
             os.replace(out_dir, retired)
-            os.replace(staging, out_dir)
+            try:
+                os.replace(staging, out_dir)
+            except OSError:
+                os.replace(retired, out_dir)  # put the old folder back
+                raise
             shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, out_dir)
