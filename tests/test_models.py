@@ -462,6 +462,17 @@ def test_interval_features_are_causal_and_read_soft_codes():
     np.testing.assert_allclose(uniform[0, 3:], 3.0)
 
 
+def _clone_from_config(model, x_t, t):
+    """Asserts a U-Net rebuilt from model's config computes the same; returns the config."""
+    config = model.get_config()
+    clone = CausalUNet.from_config(config)
+    clone([x_t, t])
+    clone.set_weights(model.get_weights())
+    np.testing.assert_allclose(np.asarray(clone([x_t, t])), np.asarray(model([x_t, t])),
+                               rtol=0, atol=1e-6)
+    return config
+
+
 def test_unet_with_interval_features():
     """x_t and the x_0 estimate each get the features; only the input conv grows."""
     features = 14  # a pitch-class group at [0, 12) of each half
@@ -470,13 +481,7 @@ def test_unet_with_interval_features():
     model([x_t, t])
     assert model.interval_features.group_starts == (0, features)
     assert_causal(lambda v: model([v, t], training=False), x_t)
-    config = model.get_config()
-    assert config["interval_lags"] == 2
-    clone = CausalUNet.from_config(config)
-    clone([x_t, t])
-    clone.set_weights(model.get_weights())
-    np.testing.assert_allclose(np.asarray(clone([x_t, t])), np.asarray(model([x_t, t])),
-                               rtol=0, atol=1e-6)
+    assert _clone_from_config(model, x_t, t)["interval_lags"] == 2
     without = build_model(TINY.replace(model="causal_unet"), features)
     without([x_t, t])
     # 2 groups x 2 lags x 12 more input channels of the input conv.
@@ -496,13 +501,8 @@ def test_note_attention_adds_residual_blocks_at_note_resolution():
     one_block.build((None, SEQ_LEN, TINY.input_channels))
     assert len(block_weights) == 2 * len(one_block.weights)
     assert _params(model) - _params(_built(_tiny_unet())) == 2 * _params(one_block)
-    config = model.get_config()
+    config = _clone_from_config(model, x_t, t)
     assert config["note_attention"] == 2
-    clone = CausalUNet.from_config(config)
-    clone([x_t, t])
-    clone.set_weights(model.get_weights())
-    np.testing.assert_allclose(np.asarray(clone([x_t, t])), np.asarray(model([x_t, t])),
-                               rtol=0, atol=1e-6)
     # Exports written before the option load without the blocks.
     old = {k: v for k, v in config.items() if k != "note_attention"}
     assert CausalUNet.from_config(old).note_attention == 0

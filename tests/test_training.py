@@ -280,15 +280,21 @@ def test_export_and_load_round_trip(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["run", "weights"]  # no staging left
 
 
-def test_a_guide_ships_inside_the_weights_folder_and_must_read_the_same_data(tmp_path):
-    encoding = seed_log_encoding()
+def guided_folder(tmp_path, encoding):
+    """A guided model exported to tmp_path/guided, then a smaller guide into
+    its guide/ folder; returns (model trainer, guide trainer, folder)."""
     model = make_trainer(tmp_path / "run", train_steps=1)
     guide = make_trainer(tmp_path / "guide_run", train_steps=1, seed=1,
                          stage_channels=(8, 8), mid_channels=(8,))
     out = tmp_path / "guided"
     weights.export(out, model.params.replace(guidance=2.0), encoding, model.ema_model, {})
-    # Exported after the model, into its folder.
     weights.export(out / weights.GUIDE_DIR, guide.params, encoding, guide.ema_model, {})
+    return model, guide, out
+
+
+def test_a_guide_ships_inside_the_weights_folder_and_must_read_the_same_data(tmp_path):
+    encoding = seed_log_encoding()
+    model, guide, out = guided_folder(tmp_path, encoding)
     assert sorted(os.listdir(out)) == sorted([*weights.FILES, weights.GUIDE_DIR])
     loaded = weights.load(str(out))
     assert loaded.params.guidance == 2.0 and loaded.guide is None  # read on demand
@@ -309,12 +315,7 @@ def test_a_guide_ships_inside_the_weights_folder_and_must_read_the_same_data(tmp
 def test_re_exporting_a_model_keeps_its_guide_only_if_it_still_fits(tmp_path, capsys,
                                                                    monkeypatch):
     encoding = seed_log_encoding()
-    model = make_trainer(tmp_path / "run", train_steps=1)
-    guide = make_trainer(tmp_path / "guide_run", train_steps=1, seed=1,
-                         stage_channels=(8, 8), mid_channels=(8,))
-    out = tmp_path / "guided"
-    weights.export(out, model.params.replace(guidance=2.0), encoding, model.ema_model, {})
-    weights.export(out / weights.GUIDE_DIR, guide.params, encoding, guide.ema_model, {})
+    model, guide, out = guided_folder(tmp_path, encoding)
     guide_files = {name: open(out / weights.GUIDE_DIR / name, "rb").read()
                    for name in weights.FILES}
     model_files = {name: open(out / name, "rb").read() for name in weights.FILES}
