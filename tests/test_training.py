@@ -353,6 +353,11 @@ def test_re_exporting_a_model_keeps_its_guide_only_if_it_still_fits(tmp_path, ca
     weights.export(out, other.params, encoding, other.ema_model, {}, overwrite=True)
     assert "its prediction, schedule differ" in capsys.readouterr().out
     assert sorted(os.listdir(out)) == sorted(weights.FILES)
+    # A guide folder without its params is damaged: dropped, and the export goes on.
+    os.makedirs(out / weights.GUIDE_DIR)
+    weights.export(out, other.params, encoding, other.ema_model, {"step": 3}, overwrite=True)
+    assert f"dropped {out / weights.GUIDE_DIR}: damaged" in capsys.readouterr().out
+    assert sorted(os.listdir(out)) == sorted(weights.FILES)
     assert sorted(os.listdir(tmp_path)) == ["guide_run", "guided", "other_run", "run",
                                             "wider_run"]
 

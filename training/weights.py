@@ -117,12 +117,15 @@ def _keep_guide(out_dir, staging, params, encoding):
     guide_dir = os.path.join(out_dir, GUIDE_DIR)
     if not os.path.isdir(guide_dir):
         return None
-    # (An OSError stops the export with the old folder whole: a guide is
-    # dropped only for what it holds, never because a read failed.)
-    with open(os.path.join(guide_dir, "params.json"), encoding="utf-8") as handle:
-        params_text = handle.read()
-    with open(os.path.join(guide_dir, "encoding.json"), encoding="utf-8") as handle:
-        encoding_text = handle.read()
+    # (Any other OSError stops the export with the old folder whole: a guide
+    # is dropped for what it holds or lacks, never because a read failed.)
+    try:
+        with open(os.path.join(guide_dir, "params.json"), encoding="utf-8") as handle:
+            params_text = handle.read()
+        with open(os.path.join(guide_dir, "encoding.json"), encoding="utf-8") as handle:
+            encoding_text = handle.read()
+    except FileNotFoundError as error:
+        return f"dropped {guide_dir}: damaged ({error})"
     try:
         guide_params = params_lib.Params.from_dict(json.loads(params_text))
         guide_encoding = encodings.from_config(json.loads(encoding_text))
