@@ -221,6 +221,12 @@ PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
     input_channels=64, stage_channels=(56, 112, 112), mid_channels=(224, 224, 112),
     train_steps=12000, group_loss_weights=(2.0, 2.0, 1.0, 1.0), guidance=1.5,
     guidance_groups=(0,), export_average=3)
+# midi_wide with the pitch as one class per semitone (encoding onehot_pitch)
+# instead of pitch class and octave, which the categorical objective samples
+# independently (data/encodings.py, OneHotPitch). The pitch group counts
+# twice, as the two pitch groups do in midi_wide.
+PRESETS["midi_pitch"] = PRESETS["midi_wide"].replace(
+    encoding="onehot_pitch", group_loss_weights=(2.0, 1.0, 1.0))
 # The autoguidance network of weights/midi (weights/midi/guide; Karras et al.
 # 2024): midi_wide at 0.4x its parameters (1,046,830; 32 note-resolution
 # channels), a quarter of its steps (3000, 16 minutes here) and equal loss

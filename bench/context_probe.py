@@ -2,9 +2,10 @@
 
   python bench/context_probe.py --weights weights/midi [--n 80] [--seed 0]
 
-Takes n training segments and, in two runs, hides the pitch (pitch-class
-and octave groups) of one kind of note and inpaints it with the weights'
-default sampler while every other feature stays known (RePaint-style, as
+Takes n training segments and, in two runs, hides the pitch (the
+encoding's pitch groups: pitch class and octave, or one pitch group) of
+one kind of note and inpaints it with the weights' default sampler while
+every other feature stays known (RePaint-style, as
 the samplers' known/known_mask do): "lone" notes, the only note of an event
 after a 1/4- or 1/2-beat gap (where Bach writes passing notes), and as many
 "other" notes drawn at random from the rest. For each it reports how often
@@ -73,9 +74,10 @@ def main(argv):
 
     os.chdir(common.ROOT)
     loaded = weights.load(FLAGS.weights)
-    if loaded.params.domain != "midi" or loaded.params.encoding != "onehot":
-        raise app.UsageError(f"{FLAGS.weights}: needs MIDI weights with the onehot "
-                             f"encoding (domain {loaded.params.domain!r}, encoding "
+    if loaded.params.domain != "midi" or loaded.encoding.pitch_groups is None:
+        raise app.UsageError(f"{FLAGS.weights}: needs MIDI weights whose encoding writes "
+                             f"the absolute pitch in its own groups, such as onehot or "
+                             f"onehot_pitch (domain {loaded.params.domain!r}, encoding "
                              f"{loaded.params.encoding!r})")
     if FLAGS.guidance is not None:
         loaded.params = loaded.params.replace(guidance=FLAGS.guidance)
@@ -95,7 +97,7 @@ def main(argv):
     chosen = rng.choice(len(segments), min(FLAGS.n, len(segments)), replace=False)
     segments = [segments[index] for index in sorted(chosen)]
     codes = np.stack([encoding.encode(segment) for segment in segments])
-    pitch_width = sum(encoding.categorical_groups[:2])  # pitch class, octave
+    pitch_width = sum(encoding.categorical_groups[:encoding.pitch_groups])
 
     lone = [(segment, int(row)) for segment, piece in enumerate(segments)
             for row in midi_metrics.lone_note_rows(piece)]

@@ -59,6 +59,9 @@ class NoteEncoding:
     # First channel of a 12-wide pitch-class one-hot group, if there is one
     # (models.layers.IntervalFeatures reads it).
     pitch_class_start: Optional[int] = None
+    # How many leading categorical groups hold the note's absolute pitch (None:
+    # no such groups; bench/context_probe.py hides them).
+    pitch_groups: Optional[int] = None
     # Bump when encode() writes different features for the same notes: the
     # symbolic caches hold encoded segments and are keyed by it.
     version: int = 1
@@ -438,6 +441,7 @@ class OneHot(_RhythmVocabularyEncoding):
 
     name = "onehot"
     pitch_class_start = 0
+    pitch_groups = 2  # pitch class, octave
 
     @property
     def _min_octave(self) -> int:
@@ -521,6 +525,7 @@ class ChordIntervals(OneHot):
 
     name = "chord_intervals"
     pitch_class_start = None  # a chord note's group holds an interval
+    pitch_groups = None
     # "previous": the interval above the note before; "head": above the
     # chord's first (lowest) note.
     anchor = "previous"
@@ -656,6 +661,56 @@ class ChordSize(OneHot):
         delta = np.where(head, _argmax(delta), 0)
         pitch = self._pitches(_argmax(pitch_class), _argmax(octave), delta)
         return self._notes(pitch, self._durations[_argmax(duration)], self._deltas[delta])
+
+
+@register_encoding
+class OneHotPitch(_RhythmVocabularyEncoding):
+    """`onehot` with the pitch as one class per semitone of the training
+    range instead of pitch class and octave. Feature layout, in order:
+
+      [0, P)     pitch - min_pitch, P = max_pitch - min_pitch + 1, one-hot
+      next D     duration class over stats["duration_vocabulary"], one-hot
+      next G     onset-gap class over stats["delta_vocabulary"], one-hot
+
+    Hot entries are +1, the others -1; decoding takes each group's argmax.
+    Pitches outside the training range are clipped to it. Bach chorales with
+    +-5 transposition: 63 + 16 + 12 = 91 features.
+
+    Why: the categorical objective predicts each group on its own given x_t,
+    so with pitch class and octave every sampling step draws a note's register
+    and pitch class as two independent choices (a note the network hesitates
+    between B3 and C4 for can move towards B4 or C3, a seventh or ninth away).
+    One pitch group makes them one choice, and a step (1-2 semitones) is a
+    move to a neighbouring class of that group. Tried at full length: README,
+    "One pitch group".
+    """
+
+    name = "onehot_pitch"
+    pitch_groups = 1
+
+    def _group_sizes(self):
+        return [self._num_pitches, len(self._durations), len(self._deltas)]
+
+    @property
+    def categorical_groups(self):
+        self._require_stats()
+        return list(self._group_sizes())
+
+    def _encode(self, piece):
+        pitch = np.clip(np.round(piece[:, notes_lib.PITCH]).astype(np.int64)
+                        - int(self.stats["min_pitch"]), 0, self._num_pitches - 1)
+        return np.concatenate([
+            _one_hot(pitch, self._num_pitches),
+            _one_hot(vocabulary_index(piece[:, notes_lib.DURATION], self._durations),
+                     len(self._durations)),
+            _one_hot(vocabulary_index(piece[:, notes_lib.DELTA], self._deltas),
+                     len(self._deltas)),
+        ], axis=1).reshape(len(piece), self.num_features)
+
+    def _decode(self, features):
+        pitch, duration, delta = self._split(features)
+        return self._notes(int(self.stats["min_pitch"]) + _argmax(pitch),
+                           self._durations[_argmax(duration)], self._deltas[_argmax(delta)])
 
 
 @register_encoding

@@ -116,7 +116,7 @@ def test_empty_piece_encodes_to_empty_features(pieces):
 # --- exactly decodable encodings: onehot, analog_bits, log_grid ---------------
 
 DISCRETE = ["onehot", "onehot_intervals", "chord_intervals", "chord_head", "chord_size",
-            "analog_bits", "log_grid"]
+            "onehot_pitch", "analog_bits", "log_grid"]
 BACH_DURATIONS = [1.0, 0.5, 2.0, 0.25, 1.5, 3.0, 4.0, 0.75, 0.125, 1.75]
 BACH_GAPS = [0.5, 1.0, 0.25, 2.0, 3.0, 0.125]
 
@@ -218,7 +218,7 @@ def test_out_of_vocabulary_rhythm_decodes_to_nearest_in_log_space(name, chorales
 
 
 @pytest.mark.parametrize("name", ["onehot", "onehot_intervals", "chord_intervals", "chord_head",
-                                  "chord_size", "analog_bits"])
+                                  "chord_size", "onehot_pitch", "analog_bits"])
 def test_features_are_plus_minus_one(name, chorales):
     encoding = _fitted(name, chorales)
     features = np.concatenate([encoding.encode(p) for p in chorales])
@@ -252,6 +252,42 @@ def test_onehot_clips_decoded_pitch_to_midi_range():
     features[0, 11] = 1.0  # pitch class B
     features[0, 12 + 10] = 1.0  # octave 10: B would be MIDI 131
     assert encoding.decode(features)[0, notes_lib.PITCH] == 127
+
+
+def test_onehot_pitch_has_one_class_per_semitone_of_the_training_range(chorales):
+    encoding = _fitted("onehot_pitch", chorales)
+    stats = encoding.stats
+    semitones = stats["max_pitch"] - stats["min_pitch"] + 1
+    assert encoding.categorical_groups == [semitones, len(stats["duration_vocabulary"]),
+                                           len(stats["delta_vocabulary"])]
+    piece = chorales[0]
+    pitch_index = _groups(encoding, encoding.encode(piece))[0]
+    np.testing.assert_array_equal(pitch_index, piece[:, notes_lib.PITCH] - stats["min_pitch"])
+    # B3 and C4, a semitone apart, are neighbouring classes of one group
+    # (with onehot they differ in both the pitch-class and the octave group).
+    low = stats["min_pitch"]
+    step = np.array([[59, 1.0, 0.0, 80], [60, 1.0, 1.0, 80]], np.float64)
+    np.testing.assert_array_equal(_groups(encoding, encoding.encode(step))[0],
+                                  np.array([59, 60]) - low)
+    # Pitches outside the training range encode as its ends.
+    outside = np.array([[low - 5, 1.0, 0.0, 80], [stats["max_pitch"] + 7, 1.0, 1.0, 80]])
+    np.testing.assert_array_equal(encoding.decode(encoding.encode(outside))[:, 0],
+                                  [low, stats["max_pitch"]])
+
+
+@pytest.mark.parametrize("name", DISCRETE)
+def test_pitch_groups_alone_decide_the_decoded_pitch(name, chorales):
+    encoding = _fitted(name, chorales)
+    if encoding.pitch_groups is None:
+        assert name in ("chord_intervals", "chord_head", "analog_bits", "log_grid")
+        return
+    width = sum(encoding.categorical_groups[:encoding.pitch_groups])
+    first, second = (encoding.encode(piece[:90]) for piece in chorales[:2])
+    mixed = np.concatenate([first[:, :width], second[:, width:]], axis=1)
+    np.testing.assert_array_equal(encoding.decode(mixed)[:, notes_lib.PITCH],
+                                  chorales[0][:90, notes_lib.PITCH])
+    np.testing.assert_array_equal(encoding.decode(mixed)[:, notes_lib.DURATION],
+                                  chorales[1][:90, notes_lib.DURATION])
 
 
 def _chord_piece():

@@ -111,3 +111,20 @@ def test_shipped_midi_weights_are_their_presets(folder, preset):
     # Fields added since keep their defaults (as when a run resumes).
     assert params_lib.Params.from_dict(shipped).to_dict() == (
         params_lib.get_preset(preset).to_dict())
+
+
+@pytest.mark.parametrize("name", sorted(n for n, p in params_lib.PRESETS.items()
+                                        if p.group_loss_weights or p.guidance_groups))
+def test_preset_group_settings_fit_their_encoding_s_groups(name):
+    """A preset's per-group weights and guided groups name groups its encoding has."""
+    import numpy as np
+
+    from data import encodings
+
+    preset = params_lib.get_preset(name)
+    piece = np.array([[48, 1.0, 0.0, 80], [60, 0.5, 1.0, 80], [72, 2.0, 0.5, 80]])
+    encoding = encodings.get_encoding(preset.encoding)
+    encoding.fit([piece])
+    groups = len(encoding.categorical_groups)
+    assert not preset.group_loss_weights or len(preset.group_loss_weights) == groups
+    assert all(0 <= group < groups for group in preset.guidance_groups)
