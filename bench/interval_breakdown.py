@@ -5,7 +5,8 @@
 
 Generates n pieces with the weights' default sampler (or reads --generated)
 and compares them with every training segment: the interval bins with the
-largest shares of the Jensen-Shannon divergence (evaluate.py's JS int), and,
+largest shares of the Jensen-Shannon divergence (evaluate.py's JS int), with
+the share of each bin that lies inside chords (to a note of the same onset), and,
 per onset gap, how often a note moves by a step (1-2 semitones) from the row
 before. The held-out split is never read, so what this shows may guide
 training choices. Prints markdown tables and writes
@@ -16,6 +17,7 @@ import json
 import os
 import sys
 
+import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -37,16 +39,22 @@ flags.DEFINE_string("name", None, "names the samples folder and the JSON (defaul
 FLAGS = flags.FLAGS
 
 
-def interval_rows(generated_hist, reference_hist, top):
-    """The `top` interval bins by JS term: (interval, Bach share, generated share, term)."""
+def interval_rows(generated_hist, reference_hist, top, generated_chord, reference_chord):
+    """The `top` interval bins by JS term: (interval, Bach share, generated share,
+    term, Bach's and the generated share of the bin inside chords), where
+    *_chord are the in-chord parts of the histograms (onset gap 0)."""
     from metrics import midi as midi_metrics
 
     terms = midi_metrics.js_terms(generated_hist, reference_hist)
     generated = generated_hist / generated_hist.sum()
     reference = reference_hist / reference_hist.sum()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        generated_inside = generated_chord / generated_hist
+        reference_inside = reference_chord / reference_hist
     order = sorted(range(len(terms)), key=lambda k: -terms[k])[:top]
     return [(k - midi_metrics.INTERVAL_CLIP, float(reference[k]), float(generated[k]),
-             float(terms[k])) for k in order]
+             float(terms[k]), float(reference_inside[k]), float(generated_inside[k]))
+            for k in order]
 
 
 def gap_rows(generated, reference, min_share):
@@ -88,16 +96,21 @@ def main(argv):
         evaluate.load_reference_pieces(params, corpora.TRAIN), params.seq_len)
     generated_hist = sum(midi_metrics.interval_histogram(p) for p in pieces)
     reference_hist = sum(midi_metrics.interval_histogram(s) for s in segments)
-    intervals = interval_rows(generated_hist, reference_hist, FLAGS.top)
+    intervals = interval_rows(
+        generated_hist, reference_hist, FLAGS.top,
+        sum(midi_metrics.interval_histogram(p, in_chord=True) for p in pieces),
+        sum(midi_metrics.interval_histogram(s, in_chord=True) for s in segments))
     gaps = gap_rows(midi_metrics.step_shares_by_gap(pieces),
                     midi_metrics.step_shares_by_gap(segments), FLAGS.min_share)
     js = midi_metrics.js_divergence(generated_hist, reference_hist)
     print(f"{len(pieces)} pieces of {samples} against {len(segments)} training segments: "
           f"JS int {js:.4f}\n")
-    print("| interval | Bach | generated | ratio | JS term |\n|---|---|---|---|---|")
-    for interval, bach, generated, term in intervals:
+    print("| interval | Bach | generated | ratio | JS term | in chords: Bach | generated |"
+          "\n|---|---|---|---|---|---|---|")
+    for interval, bach, generated, term, bach_inside, generated_inside in intervals:
         ratio = generated / bach if bach else float("inf")
-        print(f"| {interval:+d} | {bach:.4f} | {generated:.4f} | {ratio:.2f} | {term:.5f} |")
+        print(f"| {interval:+d} | {bach:.4f} | {generated:.4f} | {ratio:.2f} | {term:.5f} | "
+              f"{bach_inside:.2f} | {generated_inside:.2f} |")
     print("\n| onset gap (beats) | Bach notes | generated notes | Bach steps | generated steps |"
           "\n|---|---|---|---|---|")
     for gap, bach_share, generated_share, bach_step, generated_step in gaps:
@@ -108,7 +121,8 @@ def main(argv):
     evaluate.write_json(path, {
         "weights": FLAGS.weights, "generated": samples, "pieces": len(pieces),
         "reference": "train split", "train_segments": len(segments), "js_interval": js,
-        "intervals": [dict(zip(("interval", "bach", "generated", "js_term"), row))
+        "intervals": [dict(zip(("interval", "bach", "generated", "js_term",
+                                "bach_in_chords", "generated_in_chords"), row))
                       for row in intervals],
         "gaps": [dict(zip(("gap", "bach_notes", "generated_notes", "bach_steps",
                            "generated_steps"), row)) for row in gaps]})

@@ -150,16 +150,21 @@ def key_invariant_pitch_class_histogram(notes: np.ndarray) -> np.ndarray:
     return np.roll(hist, -tonic)
 
 
-def interval_histogram(notes: np.ndarray, clip: int = INTERVAL_CLIP) -> np.ndarray:
+def interval_histogram(notes: np.ndarray, clip: int = INTERVAL_CLIP,
+                       in_chord: Optional[bool] = None) -> np.ndarray:
     """Counts of successive pitch differences (row order), clipped to +-clip.
 
     Bin k holds the interval k - clip. Consecutive rows include chord notes
     (ascending within a chord) and chord-to-chord jumps, as in REFERENCE.md
-    sec. 7 "interval histogram".
+    sec. 7 "interval histogram". in_chord=True counts only the differences to
+    a note starting with the row before (onset gap 0), False only those across
+    an onset; the two add up to the default (None: all).
     """
     if len(notes) < 2:
         return np.zeros(2 * clip + 1)
     diffs = np.clip(np.diff(_pitch_ints(notes)), -clip, clip)
+    if in_chord is not None:
+        diffs = diffs[(np.abs(notes[1:, DELTA]) < CHORD_TOLERANCE) == in_chord]
     return np.bincount(diffs + clip, minlength=2 * clip + 1).astype(np.float64)
 
 

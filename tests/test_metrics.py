@@ -105,6 +105,22 @@ def test_step_shares_by_gap_split_intervals_by_rhythm():
     assert shares[0.0][1] == m.chord_second_share(piece)  # the same at gap 0
 
 
+def test_interval_histogram_splits_chord_steps_from_steps_across_onsets():
+    piece = np.array([
+        [60, 1.0, 0.0, 80],
+        [64, 1.0, 0.0, 80],   # +4 inside the chord
+        [71, 1.0, 0.0, 80],   # +7 inside the chord
+        [69, 1.0, 1.0, 80],   # -2 to the next onset
+        [69, 1.0, 0.0, 80],   # a unison inside the chord
+    ], np.float64)
+    inside = m.interval_histogram(piece, in_chord=True)
+    across = m.interval_histogram(piece, in_chord=False)
+    clip = m.INTERVAL_CLIP
+    assert {k - clip: c for k, c in enumerate(inside) if c} == {4: 1, 7: 1, 0: 1}
+    assert {k - clip: c for k, c in enumerate(across) if c} == {-2: 1}
+    np.testing.assert_array_equal(inside + across, m.interval_histogram(piece))
+
+
 def test_interval_histogram_clips():
     hist = m.interval_histogram(melody([60, 62, 60, 100, 60]))
     assert hist.sum() == 4
