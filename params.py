@@ -56,6 +56,7 @@ class Params:
     causal: bool = True  # causal_unet, transformer: False sees the whole segment
     interval_lags: int = 0  # causal_unet: pitch-class interval features vs this many notes before
     note_attention: int = 0  # causal_unet: self-attention blocks at note resolution
+    pitch_views: bool = False  # causal_unet + onehot_pitch: pitch-class/register views, shared logits
     # transformer denoiser
     model_dim: int = 128
     num_layers: int = 4
@@ -413,6 +414,19 @@ def _check_interval_lags(params: Params) -> None:
                          f"encoding {params.encoding!r} has none (use onehot)")
 
 
+def _check_pitch_views(params: Params) -> None:
+    from data import encodings  # pylint: disable=import-outside-toplevel
+
+    if params.model != "causal_unet":
+        raise ValueError(f"--pitch_views needs --model=causal_unet (got {params.model!r})")
+    if params.prediction != "categorical":
+        raise ValueError(f"--pitch_views shares logits of --prediction=categorical "
+                         f"(got {params.prediction!r})")
+    if not encodings.encoding_class(params.encoding).semitone_group:
+        raise ValueError(f"--pitch_views reads a one-class-per-semitone pitch group; "
+                         f"encoding {params.encoding!r} has none (use onehot_pitch)")
+
+
 def _check_rolling(params: Params) -> None:
     if params.model != "causal_unet":
         raise ValueError(f"rolling noise levels (--sample_rolling, --rolling_share) need "
@@ -456,6 +470,8 @@ def validate(params: Params) -> None:
                          "--sample_spacing=uniform or logsnr)")
     if params.interval_lags:
         _check_interval_lags(params)
+    if params.pitch_views:
+        _check_pitch_views(params)
     if params.note_attention < 0:
         raise ValueError(f"--note_attention={params.note_attention} must be >= 0")
     if params.note_attention and params.model != "causal_unet":

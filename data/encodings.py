@@ -62,6 +62,9 @@ class NoteEncoding:
     # How many leading categorical groups hold the note's absolute pitch (None:
     # no such groups; bench/context_probe.py hides them).
     pitch_groups: Optional[int] = None
+    # Whether categorical group 0 is the pitch, one class per semitone from
+    # stats["min_pitch"] up (models.layers.PitchViews folds it).
+    semitone_group: bool = False
     # Bump when encode() writes different features for the same notes: the
     # symbolic caches hold encoded segments and are keyed by it.
     version: int = 1
@@ -687,6 +690,7 @@ class OneHotPitch(_RhythmVocabularyEncoding):
 
     name = "onehot_pitch"
     pitch_groups = 1
+    semitone_group = True
 
     def _group_sizes(self):
         return [self._num_pitches, len(self._durations), len(self._deltas)]

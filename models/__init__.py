@@ -36,12 +36,14 @@ def build_length(params):
     return params.seq_len
 
 
-def build_model(params, features):
+def build_model(params, features, groups=None):
     """Instantiates the denoiser named by `params.model` (not yet built).
 
     Args:
         params: a `params.Params`; only the fields of the chosen model are read.
         features: per-note features of the diffusion state (e.g. 3).
+        groups: the encoding's one-hot group sizes (categorical_groups);
+            `params.pitch_views` needs them (group 0 is the semitone group).
 
     Returns:
         A `keras.Model` called as `model([x_t, t], training=...)`.
@@ -50,8 +52,12 @@ def build_model(params, features):
         raise ValueError(
             f"unknown model {params.model!r}; choose one of {', '.join(MODEL_NAMES)}")
     model_class, fields = _MODELS[params.model]
-    return model_class(features=features,
-                       **{field: getattr(params, field) for field in fields})
+    options = {field: getattr(params, field) for field in fields}
+    if getattr(params, "pitch_views", False):
+        if not groups:
+            raise ValueError("--pitch_views needs the encoding's one-hot groups")
+        options["pitch_views"] = int(groups[0])
+    return model_class(features=features, **options)
 
 
 __all__ = ["CausalUNet", "DiffWave", "TransformerDenoiser", "WaveUNet", "build_model",

@@ -15,8 +15,8 @@ import keras
 from keras import ops
 
 from models.layers import (CausalConvBlock, CausalDownsample, CausalUpsample, Denoiser,
-                           IntervalFeatures, PositionEmbedding, SelfAttentionBlock,
-                           TimeEmbedding, conv_padding)
+                           IntervalFeatures, PitchViews, PositionEmbedding,
+                           SelfAttentionBlock, TimeEmbedding, conv_padding)
 
 
 @keras.saving.register_keras_serializable(package="music_diffusion")
@@ -59,6 +59,12 @@ class CausalUNet(Denoiser):
             output ConvBlock. Every other attention block runs on merged
             pairs (or coarser); these let a note read one specific other
             note, such as its voice's previous note, exactly.
+        pitch_views: width of a one-class-per-semitone pitch group at channel
+            0 (encoding onehot_pitch), or 0. When set, the input conv also
+            reads the group's pitch-class and register means (`PitchViews`,
+            of x_t and of the x_0 estimate beside it), and a second 1x1
+            projection adds pitch-class and register logits, shared by every
+            semitone of a class or band, to the group's own logits.
         **kwargs: base `keras.Model` arguments (name, dtype, ...).
 
     Call arguments:
@@ -76,7 +82,7 @@ class CausalUNet(Denoiser):
                  stage_channels=(40, 80, 80), stage_kernels=(5, 5, 3),
                  mid_channels=(160, 160, 80), mid_kernel=3, attention_heads=2,
                  se_ratio=16, time_dim=256, dropout=0.0, seq_len=None, causal=True,
-                 interval_lags=0, note_attention=0, **kwargs):
+                 interval_lags=0, note_attention=0, pitch_views=0, **kwargs):
         # Keep t in float32 at the model boundary (a half-precision t loses
         # its fractional part); each layer casts its own inputs.
         kwargs["autocast"] = False
@@ -96,7 +102,11 @@ class CausalUNet(Denoiser):
         self.causal = bool(causal)
         self.interval_lags = int(interval_lags)
         self.note_attention = int(note_attention)
+        self.pitch_views = int(pitch_views)
         self.interval_features = None  # built with the input width (build)
+        if not 0 <= self.pitch_views <= self.features:
+            raise ValueError(f"pitch_views={self.pitch_views} must name a group inside the "
+                             f"{self.features} features (or be 0)")
 
         if len(self.stage_kernels) != len(self.stage_channels):
             raise ValueError(
@@ -152,6 +162,14 @@ class CausalUNet(Denoiser):
             self.features, 1, dtype="float32", name="output_projection",
             kernel_initializer=keras.initializers.VarianceScaling(
                 scale=1e-2, mode="fan_in", distribution="truncated_normal"))
+        self.pitch_view_layer = self.view_projection = None
+        if self.pitch_views:
+            self.pitch_view_layer = PitchViews(self.pitch_views, dtype=policy,
+                                               name="pitch_views")
+            self.view_projection = keras.layers.Conv1D(
+                self.pitch_view_layer.num_views, 1, dtype="float32", name="view_projection",
+                kernel_initializer=keras.initializers.VarianceScaling(
+                    scale=1e-2, mode="fan_in", distribution="truncated_normal"))
 
     @property
     def downsampling_factor(self):
@@ -185,6 +203,13 @@ class CausalUNet(Denoiser):
         if self.interval_features is not None:
             x_t = ops.concatenate(
                 [x_t, ops.cast(self.interval_features(x_t), x_t.dtype)], axis=-1)
+        if self.pitch_view_layer is not None:
+            # x_t, then the x_0 estimate when self-conditioned: a semitone
+            # group at the start of each.
+            x_t = ops.concatenate([x_t] + [
+                ops.cast(self.pitch_view_layer(x_t[..., start:start + self.pitch_views]),
+                         x_t.dtype)
+                for start in range(0, x_t.shape[-1], self.features)], axis=-1)
         h = self.input_conv(x_t)
         h = h + ops.cast(self.position_embedding(h), h.dtype)
         input_features = h
@@ -217,7 +242,12 @@ class CausalUNet(Denoiser):
         h = self.output_block(h, stage_times[0], training=training)
         for attention in self.note_attention_blocks:
             h = attention(h, training=training)
-        return ops.cast(self.output_projection(h), "float32")
+        logits = ops.cast(self.output_projection(h), "float32")
+        if self.view_projection is None:
+            return logits
+        shared = self.pitch_view_layer.spread(self.view_projection(h))
+        return ops.concatenate([logits[..., :self.pitch_views] + shared,
+                                logits[..., self.pitch_views:]], axis=-1)
 
     def get_config(self):
         config = super().get_config()
@@ -237,5 +267,6 @@ class CausalUNet(Denoiser):
             "causal": self.causal,
             "interval_lags": self.interval_lags,
             "note_attention": self.note_attention,
+            "pitch_views": self.pitch_views,
         })
         return config

@@ -157,6 +157,67 @@ PITCH_CLASSES = 12
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
+class PitchViews(keras.layers.Layer):
+    """Pitch-class and register views of a one-class-per-semitone group.
+
+    Class i of the group (semitone i above its lowest pitch) belongs to
+    pitch class i % 12 and register band i // 12 (octaves counted from the
+    group's lowest pitch, not from C: for a network only the partition
+    matters). `fold` turns codes in [-1, 1] into the pitch-class and band
+    codes they imply: (codes + 1) / 2 read as probabilities, summed over each
+    class's and band's members, and mapped back to 2 p - 1, so a clean
+    one-hot semitone gives exactly the `onehot` encoding's two one-hot groups.
+    `spread` gives semitone i the sum of its class's and its band's values.
+
+    With one categorical choice per semitone (encoding onehot_pitch) nothing
+    else in the network ties the 5 octaves of a pitch class together: the
+    input convolution and the output projection learn each semitone apart,
+    so key and voice-leading regularities are learned once per octave.
+    Folded inputs and spread logits share them again, while the per-semitone
+    logits stay free to tie register to pitch class.
+
+    Args:
+        num_pitches: width of the semitone group.
+        **kwargs: base `keras.layers.Layer` arguments.
+    """
+
+    def __init__(self, num_pitches, **kwargs):
+        super().__init__(**kwargs)
+        self.num_pitches = int(num_pitches)
+        if self.num_pitches < 1:
+            raise ValueError(f"PitchViews needs a group of at least 1 semitone; got "
+                             f"{self.num_pitches}")
+        self.num_bands = -(-self.num_pitches // PITCH_CLASSES)
+        semitone = np.arange(self.num_pitches)
+        membership = np.zeros((self.num_pitches, self.num_views), np.float32)
+        membership[semitone, semitone % PITCH_CLASSES] = 1.0
+        membership[semitone, PITCH_CLASSES + semitone // PITCH_CLASSES] = 1.0
+        self._membership = membership
+
+    @property
+    def num_views(self) -> int:
+        return PITCH_CLASSES + self.num_bands
+
+    def fold(self, group):
+        """[..., num_pitches] codes -> [..., 12 + num_bands] class and band codes."""
+        return ops.matmul(ops.cast(group, "float32") + 1.0,
+                          ops.convert_to_tensor(self._membership)) - 1.0
+
+    def spread(self, views):
+        """[..., 12 + num_bands] -> [..., num_pitches]: class value + band value."""
+        return ops.matmul(ops.cast(views, "float32"),
+                          ops.convert_to_tensor(self._membership.T))
+
+    def call(self, inputs):
+        return self.fold(inputs)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"num_pitches": self.num_pitches})
+        return config
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
 class IntervalFeatures(keras.layers.Layer):
     """Pitch-class interval evidence between each note and the notes before it.
 

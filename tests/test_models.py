@@ -14,7 +14,7 @@ import params  # noqa: E402
 from models import CausalUNet, TransformerDenoiser, build_model  # noqa: E402
 from models.layers import (CausalConvBlock, CausalDownsample,  # noqa: E402
                            CausalSqueezeExcitation, CausalUpsample, IntervalFeatures,
-                           SelfAttentionBlock)
+                           PitchViews, SelfAttentionBlock)
 
 SEQ_LEN = 128
 FEATURES = 3
@@ -518,3 +518,64 @@ def test_note_attention_adds_residual_blocks_at_note_resolution():
     identity = np.asarray(model([x_t, t]))
     np.testing.assert_allclose(identity, np.asarray(without([x_t, t])), rtol=0, atol=1e-6)
     assert np.abs(with_blocks - identity).max() > 1e-4
+
+
+def test_pitch_views_fold_semitones_into_onehot_codes_and_spread_back():
+    views = PitchViews(27)  # 27 semitones: bands of 12, 12 and 3
+    assert views.num_bands == 3 and views.num_views == 15
+    codes = -np.ones((2, 27), "float32")
+    codes[0, 25] = codes[1, 3] = 1.0  # semitone 25: class 1, band 2
+    folded = np.asarray(views.fold(codes))
+    expected = -np.ones((2, 15), "float32")
+    expected[0, [1, 12 + 2]] = expected[1, [3, 12]] = 1.0
+    np.testing.assert_array_equal(folded, expected)
+    # Soft codes: probabilities (codes + 1) / 2 add up within a class.
+    soft = -np.ones((1, 27), "float32")
+    soft[0, [2, 14]] = 0.0  # half on semitone 2, half on 14 (both class 2)
+    folded = np.asarray(views.fold(soft))[0]
+    assert folded[2] == pytest.approx(1.0) and folded[12] == folded[13] == pytest.approx(0.0)
+    view_values = np.arange(15, dtype="float32")[None] * 10.0
+    spread = np.asarray(views.spread(view_values))[0]
+    semitone = np.arange(27)
+    np.testing.assert_allclose(spread, 10.0 * (semitone % 12 + 12 + semitone // 12))
+    with pytest.raises(ValueError, match="at least 1 semitone"):
+        PitchViews(0)
+
+
+def test_unet_with_pitch_views_is_the_plain_unet_plus_shared_pitch_terms():
+    """Views read by the input conv and logits shared by a class or band; with
+    those weights zeroed the model is the plain U-Net, weight for weight."""
+    features, pitches = 20, 14  # a 14-semitone group, then 6 other channels
+    x_t, t = _inputs(features=2 * features)  # self-conditioned input
+    config = TINY.replace(model="causal_unet", encoding="onehot_pitch",
+                          prediction="categorical", pitch_views=True)
+    model = build_model(config, features, [pitches, 6])
+    model([x_t, t])
+    assert model.pitch_views == pitches and model.pitch_view_layer.num_views == 14
+    assert_causal(lambda v: model([v, t], training=False), x_t)
+    assert _clone_from_config(model, x_t, t)["pitch_views"] == pitches
+    plain = build_model(TINY.replace(model="causal_unet"), features)
+    plain([x_t, t])
+    views = model.pitch_view_layer.num_views
+    # 2 x 14 view inputs of the input conv, and the 1x1 view projection.
+    assert _params(model) - _params(plain) == (
+        2 * views * TINY.input_kernel * TINY.input_channels
+        + TINY.input_channels * views + views)
+    old = {k: v for k, v in model.get_config().items() if k != "pitch_views"}
+    assert CausalUNet.from_config(old).pitch_views == 0
+
+    with_views = np.asarray(model([x_t, t]))
+    kernel = model.input_conv.kernel
+    kernel.assign(np.concatenate([kernel.numpy()[:, :2 * features],
+                                  np.zeros((kernel.shape[0], 2 * views, kernel.shape[2]),
+                                           "float32")], axis=1))
+    for weight in model.view_projection.weights:
+        weight.assign(np.zeros(weight.shape, "float32"))
+    plain.set_weights([
+        w.numpy()[:, :2 * features] if w is kernel else w.numpy() for w in model.weights
+        if not any(w is v for v in model.view_projection.weights)])
+    np.testing.assert_allclose(np.asarray(model([x_t, t])), np.asarray(plain([x_t, t])),
+                               rtol=0, atol=1e-6)
+    assert np.abs(with_views - np.asarray(model([x_t, t]))).max() > 1e-4
+    with pytest.raises(ValueError, match="one-hot groups"):
+        build_model(config, features)

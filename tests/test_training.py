@@ -280,6 +280,25 @@ def test_export_and_load_round_trip(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["run", "weights"]  # no staging left
 
 
+def test_a_pitch_views_model_exports_and_loads_with_its_group_width(tmp_path):
+    notes = np.array([[40, 1.0, 0.0, 80], [52, 0.5, 1.0, 80], [53, 2.0, 0.5, 80]])
+    encoding = encodings.get_encoding("onehot_pitch")
+    encoding.fit([notes])  # 14 semitones, 3 durations, 3 gaps
+    params = tiny_params(encoding="onehot_pitch", prediction="categorical",
+                         self_condition=True, pitch_views=True)
+    model = trainer_lib.build_denoiser(params, encoding.num_features,
+                                      encoding.categorical_groups)
+    assert model.pitch_views == 14
+    out = tmp_path / "weights"
+    weights.export(out, params, encoding, model, {})
+    loaded = weights.load(str(out))
+    assert loaded.model.pitch_views == 14
+    x = tf.random.stateless_normal([2, 16, 2 * encoding.num_features], [1, 2])
+    t = tf.constant([3.0, 700.0])
+    np.testing.assert_allclose(loaded.model([x, t]).numpy(), model([x, t]).numpy(),
+                               atol=1e-6)
+
+
 def guided_folder(tmp_path, encoding):
     """A guided model exported to tmp_path/guided, then a smaller guide into
     its guide/ folder; returns (model trainer, guide trainer, folder)."""

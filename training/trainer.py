@@ -44,13 +44,14 @@ def learning_rate_schedule(params):
         warmup_steps=params.warmup_steps)
 
 
-def build_denoiser(params, features):
-    """A built model (weights created) for `params`.
+def build_denoiser(params, features, groups=None):
+    """A built model (weights created) for `params` (groups: the encoding's
+    one-hot group sizes, see models.build_model).
 
     A self-conditioned model reads its previous x_0 estimate beside x_t, so it
     takes 2 * features inputs and still predicts `features` outputs.
     """
-    model = models.build_model(params, features)
+    model = models.build_model(params, features, groups)
     input_features = features * (2 if params.self_condition else 1)
     model([tf.zeros([1, models.build_length(params), input_features]), tf.zeros([1])])
     return model
@@ -129,8 +130,8 @@ class Trainer:
             self._replica_gradients = tf.function(self._replica_gradients, jit_compile=True)
         with self.strategy.scope():
             keras.utils.set_random_seed(params.seed)
-            self.model = build_denoiser(params, features)
-            self.ema_model = build_denoiser(params, features)
+            self.model = build_denoiser(params, features, groups)
+            self.ema_model = build_denoiser(params, features, groups)
             self.ema_model.set_weights(self.model.get_weights())
             self.optimizer = keras.optimizers.AdamW(
                 learning_rate=learning_rate_schedule(params),
