@@ -683,9 +683,9 @@ class OneHotPitch(_RhythmVocabularyEncoding):
     so with pitch class and octave every sampling step draws a note's register
     and pitch class as two independent choices (a note the network hesitates
     between B3 and C4 for can move towards B4 or C3, a seventh or ninth away).
-    One pitch group makes them one choice, and a step (1-2 semitones) is a
-    move to a neighbouring class of that group. Tried at full length: README,
-    "One pitch group".
+    One pitch group makes them one choice. Nothing then ties a pitch class's
+    octaves together; models.layers.PitchViews (--pitch_views) does. Screened
+    at the guide's size: README, "One pitch group".
     """
 
     name = "onehot_pitch"
