@@ -27,7 +27,7 @@ class Params:
     max_beats: float = 8.0  # ceiling for durations and onset gaps (beats)
     transpose: int = 5  # train-split transpositions in [-transpose, +transpose]
     encoding: str = "seed_log"  # seed_hz | seed_log | onehot | onehot_intervals | chord_intervals
-    # | chord_head | chord_size | analog_bits | log_grid
+    # | chord_head | chord_size | onehot_pitch | analog_bits | log_grid
     encoding_from: str = ""  # midi: a weights or data-cache folder whose encoding statistics
     # to use instead of fitting them on this train split (pretraining on another corpus)
     test_fraction: float = 0.1  # share of pieces in the held-out split

@@ -59,8 +59,9 @@ class NoteEncoding:
     # First channel of a 12-wide pitch-class one-hot group, if there is one
     # (models.layers.IntervalFeatures reads it).
     pitch_class_start: Optional[int] = None
-    # How many leading categorical groups hold the note's absolute pitch (None:
-    # no such groups; bench/context_probe.py hides them).
+    # How many leading categorical groups hold the note's absolute pitch, when
+    # no other group carries anything of the pitch (None otherwise;
+    # bench/context_probe.py hides them).
     pitch_groups: Optional[int] = None
     # Whether categorical group 0 is the pitch, one class per semitone from
     # stats["min_pitch"] up (models.layers.PitchViews folds it).
@@ -572,6 +573,7 @@ class OneHotIntervals(OneHot):
     chords for the network to denoise alongside them. 58 features on Bach."""
 
     name = "onehot_intervals"
+    pitch_groups = None  # the interval group carries pitch too
 
     def _extra_group_sizes(self):
         return [12]

@@ -53,7 +53,9 @@ def build_model(params, features, groups=None):
             f"unknown model {params.model!r}; choose one of {', '.join(MODEL_NAMES)}")
     model_class, fields = _MODELS[params.model]
     options = {field: getattr(params, field) for field in fields}
-    if getattr(params, "pitch_views", False):
+    if params.pitch_views:
+        if params.model != "causal_unet":
+            raise ValueError(f"--pitch_views needs --model=causal_unet (got {params.model!r})")
         if not groups:
             raise ValueError("--pitch_views needs the encoding's one-hot groups")
         options["pitch_views"] = int(groups[0])

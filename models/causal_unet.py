@@ -61,10 +61,13 @@ class CausalUNet(Denoiser):
             note, such as its voice's previous note, exactly.
         pitch_views: width of a one-class-per-semitone pitch group at channel
             0 (encoding onehot_pitch), or 0. When set, the input conv also
-            reads the group's pitch-class and register means (`PitchViews`,
+            reads the group's pitch-class and register codes (`PitchViews`,
             of x_t and of the x_0 estimate beside it), and a second 1x1
             projection adds pitch-class and register logits, shared by every
-            semitone of a class or band, to the group's own logits.
+            semitone of a class or band, to the group's own logits. Both are
+            linear in what they read, so the network computes nothing it
+            could not without them; they share parameters (and gradients)
+            across the octaves, which the semitone codes alone do not.
         **kwargs: base `keras.Model` arguments (name, dtype, ...).
 
     Call arguments:
@@ -200,16 +203,16 @@ class CausalUNet(Denoiser):
         self._check_length(x_t.shape[1])
         time_embedding = self.time_embedding(t)
 
+        extra = []
         if self.interval_features is not None:
-            x_t = ops.concatenate(
-                [x_t, ops.cast(self.interval_features(x_t), x_t.dtype)], axis=-1)
+            extra.append(self.interval_features(x_t))
         if self.pitch_view_layer is not None:
             # x_t, then the x_0 estimate when self-conditioned: a semitone
             # group at the start of each.
-            x_t = ops.concatenate([x_t] + [
-                ops.cast(self.pitch_view_layer(x_t[..., start:start + self.pitch_views]),
-                         x_t.dtype)
-                for start in range(0, x_t.shape[-1], self.features)], axis=-1)
+            extra += [self.pitch_view_layer(x_t[..., start:start + self.pitch_views])
+                      for start in range(0, x_t.shape[-1], self.features)]
+        if extra:
+            x_t = ops.concatenate([x_t] + [ops.cast(e, x_t.dtype) for e in extra], axis=-1)
         h = self.input_conv(x_t)
         h = h + ops.cast(self.position_embedding(h), h.dtype)
         input_features = h

@@ -166,11 +166,14 @@ class PitchViews(keras.layers.Layer):
     matters). `fold` turns codes in [-1, 1] into the pitch-class and band
     codes they imply: (codes + 1) / 2 read as probabilities, summed over each
     class's and band's members, and mapped back to 2 p - 1, so a clean
-    one-hot semitone gives exactly the `onehot` encoding's two one-hot groups.
+    one-hot semitone gives two one-hot groups, as `onehot` writes a pitch
+    (with the classes rotated by the group's lowest pitch). On x_t, which is
+    not in [-1, 1], it is the same affine map: exact only for clean codes and
+    for the x_0 estimate.
     `spread` gives semitone i the sum of its class's and its band's values.
 
     With one categorical choice per semitone (encoding onehot_pitch) nothing
-    else in the network ties the 5 octaves of a pitch class together: the
+    else in the network ties the 5-6 octaves of a pitch class together: the
     input convolution and the output projection learn each semitone apart,
     so key and voice-leading regularities are learned once per octave.
     Folded inputs and spread logits share them again, while the per-semitone

@@ -279,7 +279,8 @@ def test_onehot_pitch_has_one_class_per_semitone_of_the_training_range(chorales)
 def test_pitch_groups_alone_decide_the_decoded_pitch(name, chorales):
     encoding = _fitted(name, chorales)
     if encoding.pitch_groups is None:
-        assert name in ("chord_intervals", "chord_head", "analog_bits", "log_grid")
+        assert name in ("onehot_intervals", "chord_intervals", "chord_head", "analog_bits",
+                        "log_grid")
         return
     width = sum(encoding.categorical_groups[:encoding.pitch_groups])
     first, second = (encoding.encode(piece[:90]) for piece in chorales[:2])

@@ -61,12 +61,20 @@ def unet():
 
 
 @pytest.fixture(scope="module")
+def pitch_unet():
+    """The U-Net with --pitch_views over all FEATURES channels (one semitone group)."""
+    keras.utils.set_random_seed(98)
+    return _built(build_model(TINY.replace(model="causal_unet", pitch_views=True),
+                              FEATURES, [FEATURES]))
+
+
+@pytest.fixture(scope="module")
 def transformer():
     keras.utils.set_random_seed(99)
     return _built(_tiny_transformer())
 
 
-MODEL_FIXTURES = pytest.mark.parametrize("model_name", ["unet", "transformer"])
+MODEL_FIXTURES = pytest.mark.parametrize("model_name", ["unet", "pitch_unet", "transformer"])
 
 
 def assert_causal(fn, x, cut_points=CUT_POINTS, atol=1e-5, min_change=1e-5, seed=1):
@@ -545,13 +553,13 @@ def test_pitch_views_fold_semitones_into_onehot_codes_and_spread_back():
 def test_unet_with_pitch_views_is_the_plain_unet_plus_shared_pitch_terms():
     """Views read by the input conv and logits shared by a class or band; with
     those weights zeroed the model is the plain U-Net, weight for weight."""
-    features, pitches = 20, 14  # a 14-semitone group, then 6 other channels
+    features, pitches = 33, 27  # a 27-semitone group (15 views), then 6 other channels
     x_t, t = _inputs(features=2 * features)  # self-conditioned input
     config = TINY.replace(model="causal_unet", encoding="onehot_pitch",
                           prediction="categorical", pitch_views=True)
     model = build_model(config, features, [pitches, 6])
     model([x_t, t])
-    assert model.pitch_views == pitches and model.pitch_view_layer.num_views == 14
+    assert model.pitch_views == pitches and model.pitch_view_layer.num_views == 15
     assert_causal(lambda v: model([v, t], training=False), x_t)
     assert _clone_from_config(model, x_t, t)["pitch_views"] == pitches
     plain = build_model(TINY.replace(model="causal_unet"), features)

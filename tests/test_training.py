@@ -281,18 +281,18 @@ def test_export_and_load_round_trip(tmp_path):
 
 
 def test_a_pitch_views_model_exports_and_loads_with_its_group_width(tmp_path):
-    notes = np.array([[40, 1.0, 0.0, 80], [52, 0.5, 1.0, 80], [53, 2.0, 0.5, 80]])
+    notes = np.array([[40, 1.0, 0.0, 80], [52, 0.5, 1.0, 80], [66, 2.0, 0.5, 80]])
     encoding = encodings.get_encoding("onehot_pitch")
-    encoding.fit([notes])  # 14 semitones, 3 durations, 3 gaps
+    encoding.fit([notes])  # 27 semitones (15 views), 3 durations, 3 gaps
     params = tiny_params(encoding="onehot_pitch", prediction="categorical",
                          self_condition=True, pitch_views=True)
     model = trainer_lib.build_denoiser(params, encoding.num_features,
                                       encoding.categorical_groups)
-    assert model.pitch_views == 14
+    assert model.pitch_views == 27 and model.pitch_view_layer.num_views == 15
     out = tmp_path / "weights"
     weights.export(out, params, encoding, model, {})
     loaded = weights.load(str(out))
-    assert loaded.model.pitch_views == 14
+    assert loaded.model.pitch_views == 27
     x = tf.random.stateless_normal([2, 16, 2 * encoding.num_features], [1, 2])
     t = tf.constant([3.0, 700.0])
     np.testing.assert_allclose(loaded.model([x, t]).numpy(), model([x, t]).numpy(),
