@@ -418,8 +418,24 @@ def _coverage(values, vocabulary) -> float:
     return float(exact.mean())
 
 
+class _OneHotEncoding(_RhythmVocabularyEncoding):
+    """Every group a one-hot code in {-1, +1}: the categorical objective reads
+    the group sizes, and the duration and onset-gap groups are shared."""
+
+    @property
+    def categorical_groups(self):
+        self._require_stats()
+        return list(self._group_sizes())
+
+    def _rhythm_one_hots(self, piece, delta_index) -> list:
+        """The duration and onset-gap groups of `piece` (gap classes given)."""
+        duration_index = vocabulary_index(piece[:, notes_lib.DURATION], self._durations)
+        return [_one_hot(duration_index, len(self._durations)),
+                _one_hot(delta_index, len(self._deltas))]
+
+
 @register_encoding
-class OneHot(_RhythmVocabularyEncoding):
+class OneHot(_OneHotEncoding):
     """One-hot classes scaled to {-1, +1}, decoded by argmax per group.
 
     The "analog bits" convention of Chen, Zhang & Hinton 2022 (Analog Bits:
@@ -467,11 +483,6 @@ class OneHot(_RhythmVocabularyEncoding):
         """The one-hot groups whose widths _extra_group_sizes gives."""
         return []
 
-    @property
-    def categorical_groups(self):
-        self._require_stats()
-        return list(self._group_sizes())
-
     def _encode(self, piece):
         delta = vocabulary_index(piece[:, notes_lib.DELTA], self._deltas)
         pitch = np.round(piece[:, notes_lib.PITCH]).astype(np.int64)
@@ -479,9 +490,7 @@ class OneHot(_RhythmVocabularyEncoding):
         groups = [
             _one_hot(pitch_class, 12),
             _one_hot(octave, self._num_octaves),
-            _one_hot(vocabulary_index(piece[:, notes_lib.DURATION], self._durations),
-                     len(self._durations)),
-            _one_hot(delta, len(self._deltas)),
+            *self._rhythm_one_hots(piece, delta),
             *self._extra_groups(pitch, delta),
         ]
         return np.concatenate(groups, axis=1).reshape(len(piece), self.num_features)
@@ -669,7 +678,7 @@ class ChordSize(OneHot):
 
 
 @register_encoding
-class OneHotPitch(_RhythmVocabularyEncoding):
+class OneHotPitch(_OneHotEncoding):
     """`onehot` with the pitch as one class per semitone of the training
     range instead of pitch class and octave. Feature layout, in order:
 
@@ -697,20 +706,13 @@ class OneHotPitch(_RhythmVocabularyEncoding):
     def _group_sizes(self):
         return [self._num_pitches, len(self._durations), len(self._deltas)]
 
-    @property
-    def categorical_groups(self):
-        self._require_stats()
-        return list(self._group_sizes())
-
     def _encode(self, piece):
         pitch = np.clip(np.round(piece[:, notes_lib.PITCH]).astype(np.int64)
                         - int(self.stats["min_pitch"]), 0, self._num_pitches - 1)
         return np.concatenate([
             _one_hot(pitch, self._num_pitches),
-            _one_hot(vocabulary_index(piece[:, notes_lib.DURATION], self._durations),
-                     len(self._durations)),
-            _one_hot(vocabulary_index(piece[:, notes_lib.DELTA], self._deltas),
-                     len(self._deltas)),
+            *self._rhythm_one_hots(piece, vocabulary_index(piece[:, notes_lib.DELTA],
+                                                           self._deltas)),
         ], axis=1).reshape(len(piece), self.num_features)
 
     def _decode(self, features):
