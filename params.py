@@ -228,7 +228,8 @@ PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
 # which shares pitch-class and register codes and logits across the octaves
 # again. The pitch group counts twice, as the two pitch groups do in
 # midi_wide. At the guide's size and steps it wrote better intervals than
-# the onehot guide (README, "One pitch group"); not yet trained at full size.
+# the onehot guide; at full size (97 minutes) it lost key coherence and
+# autoguidance hurt it, so it was not shipped (README, "One pitch group").
 PRESETS["midi_pitch"] = PRESETS["midi_wide"].replace(
     encoding="onehot_pitch", group_loss_weights=(2.0, 1.0, 1.0), pitch_views=True)
 # The autoguidance network of weights/midi (weights/midi/guide; Karras et al.
