@@ -695,8 +695,9 @@ class OneHotPitch(_OneHotEncoding):
     and pitch class as two independent choices (a note the network hesitates
     between B3 and C4 for can move towards B4 or C3, a seventh or ninth away).
     One pitch group makes them one choice. Nothing then ties a pitch class's
-    octaves together; models.layers.PitchViews (--pitch_views) does. Screened
-    at the guide's size: README, "One pitch group".
+    octaves together; models.layers.PitchViews (--pitch_views) does. Better
+    intervals at the guide's size; at full size better intervals and register
+    but worse key, so not the default: README, "One pitch group".
     """
 
     name = "onehot_pitch"
