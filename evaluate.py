@@ -6,7 +6,8 @@
         [--json out.json] [--max_reference N] [--seed 0]
 
 Prints one table row per set and writes the same numbers as JSON (default
-`<generated>/evaluation.json`, written atomically). Rows:
+`<generated>/evaluation.json`, written atomically; an existing file is replaced
+only with --overwrite). Rows:
 
   held-out (floor)      held-out real segments scored against the TRAIN split
                         (distribution references and the OA ground truth are
@@ -79,6 +80,7 @@ def define_flags() -> None:
                         "folder of generated .mid/.midi files (--domain=midi) "
                         "or .wav files (--domain=wave)")
     flags.DEFINE_string("json", None, "JSON output (default <generated>/evaluation.json)")
+    flags.DEFINE_boolean("overwrite", False, "replace an existing JSON output")
     flags.DEFINE_integer("max_reference", 0,
                          "cap on held-out and train segments (midi) or clips "
                          "(wave) used as references (seeded random subset; 0 = all)")
@@ -330,41 +332,19 @@ def _wave_names(folder: str) -> List[str]:
                   and os.path.isfile(os.path.join(folder, name)))
 
 
-def read_wave_clip(path: str, sample_rate: int) -> np.ndarray:
-    """Mono float32 samples of an audio file at `sample_rate`.
-
-    Channels are averaged; a file written at another rate (e.g. 22050 Hz) is
-    resampled with librosa (soxr). Raises ValueError for an empty file or
-    non-finite samples, soundfile's errors for an unreadable one.
-    """
-    import soundfile
-    audio, rate = soundfile.read(path, dtype="float32", always_2d=True)
-    if audio.size == 0:
-        raise ValueError("no audio samples")
-    mono = audio.mean(axis=1)
-    if not np.all(np.isfinite(mono)):
-        raise ValueError("non-finite samples")
-    if rate != sample_rate:
-        import librosa
-        mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate)
-    return mono.astype(np.float32)
-
-
 def load_generated_wave(folder: str, sample_rate: int):
     """(clips, file names, [(file name, reason)]) for the .wav files in a folder.
 
     A file that cannot be read is skipped with its one-line reason.
     """
-    import soundfile
+    from data import audio_io
     clips, kept, skipped = [], [], []
     for name in _wave_names(folder):
-        try:
-            clips.append(read_wave_clip(os.path.join(folder, name), sample_rate))
+        try:  # the training data's reader: channels averaged, resampled to the model rate
+            clips.append(audio_io.read_audio(os.path.join(folder, name), sample_rate))
             kept.append(name)
-        except (soundfile.SoundFileError, RuntimeError, ValueError) as error:
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else \
-                type(error).__name__
-            skipped.append((name, reason))
+        except audio_io.AudioReadError as error:
+            skipped.append((name, error.reason))
     return clips, kept, skipped
 
 
@@ -551,11 +531,16 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     if not FLAGS.generated:
         raise app.UsageError("--generated FOLDER is required")
+    json_path = FLAGS.json or os.path.join(FLAGS.generated, "evaluation.json")
+    if os.path.exists(json_path) and not FLAGS.overwrite:
+        print(f"error: {json_path} already exists; pass --overwrite to replace it, or "
+              "--json=FILE", file=sys.stderr)
+        return 1
     try:
         if params.domain == "wave":
-            evaluate_wave(FLAGS.generated, params, FLAGS.json, FLAGS.max_reference)
+            evaluate_wave(FLAGS.generated, params, json_path, FLAGS.max_reference)
         else:
-            evaluate_folder(FLAGS.generated, params, FLAGS.json, FLAGS.max_reference)
+            evaluate_folder(FLAGS.generated, params, json_path, FLAGS.max_reference)
     except (FileNotFoundError, ValueError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -8,11 +8,13 @@ For the symbolic domain it writes sample_1.mid ... sample_N.mid, a WAV render
 of each (General MIDI soundfont) and a piano-roll PNG of each. For the
 waveform domain it writes sample_1.wav ... sample_N.wav at the model's rate
 (or --sample_rate) and a spectrogram PNG of each. Existing files are never
-replaced without --overwrite.
+replaced without --overwrite; with it, an earlier run's sample files that
+this run does not write are removed too, so the folder holds this run's only.
 """
 
 import json
 import os
+import re
 import sys
 import time
 
@@ -81,6 +83,27 @@ def weights_domain(weights_dir):
         return None
 
 
+def check_flag_values():
+    """One-line errors for values no run can use, before anything is loaded."""
+    positive = {"n": FLAGS.n, "steps": FLAGS.steps, "tempo": FLAGS.tempo,
+                "sample_rate": FLAGS.sample_rate}
+    for name, value in positive.items():
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name}={value:g} must be positive")
+
+
+def stale_samples(folder, paths):
+    """Sample files in folder that this run does not write (an earlier run's
+    pieces numbered above --n, or its WAV and PNG files when this run skips
+    them): with --overwrite they would otherwise sit beside the new pieces
+    without matching them, and evaluate.py would score the extra MIDI files."""
+    if not os.path.isdir(folder):
+        return []
+    written = {os.path.basename(path) for group in paths.values() for path in group}
+    return sorted(os.path.join(folder, name) for name in os.listdir(folder)
+                  if re.fullmatch(r"sample_\d+\.(mid|wav|png)", name) and name not in written)
+
+
 def check_free(paths, overwrite):
     if overwrite:
         return
@@ -135,6 +158,7 @@ def main(argv):
     if len(argv) != 2:
         raise app.UsageError("usage: python generate.py SAVE_FOLDER [--n 8] [flags]")
     folder = argv[1]
+    check_flag_values()
     domain = FLAGS.domain or weights_domain(FLAGS.weights) or "midi"
     paths = output_paths(folder, FLAGS.n, FLAGS.wav, FLAGS.png, domain)
     check_free(paths, FLAGS.overwrite)
@@ -159,7 +183,8 @@ def main(argv):
         loaded.params = loaded.params.replace(sample_rolling=FLAGS.rolling)
     set_guidance(loaded, weights_dir)
     sampler_name = loaded.params.sampler
-    steps = FLAGS.steps or sampling.default_steps(loaded.params, sampler_name)
+    steps = FLAGS.steps if FLAGS.steps is not None else sampling.default_steps(
+        loaded.params, sampler_name)
     started = time.time()
     pieces = sample_pieces(loaded, FLAGS.n, sampler_name, steps, FLAGS.seed, FLAGS.progress)
     sampling_seconds = time.time() - started
@@ -168,6 +193,12 @@ def main(argv):
         write_clips(paths, pieces, loaded.params)
     else:
         write_pieces(paths, pieces)
+    stale = stale_samples(folder, paths) if FLAGS.overwrite else []
+    for path in stale:  # only after the new pieces are written
+        os.remove(path)
+    if stale:
+        print(f"--overwrite: removed {len(stale)} sample files of an earlier run that "
+              f"this one did not write ({os.path.basename(stale[0])} ...)")
     kind = "clips" if domain == "wave" else "pieces"
     print(f"wrote {FLAGS.n} {kind} to {folder} ({sampler_name}, {steps} steps, seed "
           f"{FLAGS.seed}; sampling {sampling_seconds:.1f} s, total "
@@ -179,7 +210,7 @@ def write_clips(paths, clips, params):
     from data import audio_io, spectrogram
 
     rate = params_lib.model_rate(params)
-    out_rate = FLAGS.sample_rate or rate
+    out_rate = FLAGS.sample_rate if FLAGS.sample_rate is not None else rate
     for index, clip in zip(paths, clips):
         wav_path, *others = paths[index]
         if out_rate != rate:

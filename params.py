@@ -505,6 +505,12 @@ def validate(params: Params) -> None:
     if params.export_average < 1:
         raise ValueError(f"--export_average={params.export_average} must be >= 1 (1: the "
                          "last EMA weights alone)")
+    for name in ("batch_size", "log_every", "eval_every", "ckpt_every", "eval_batches"):
+        if getattr(params, name) < 1:
+            raise ValueError(f"--{name}={getattr(params, name)} must be >= 1")
+    if params.train_steps < 0:
+        raise ValueError(f"--train_steps={params.train_steps} must be >= 0 (0: export or "
+                         "fine-tune setup only)")
     if params.hop < 1 or params.train_hop < 0:
         raise ValueError(f"--hop={params.hop} must be >= 1 and --train_hop="
                          f"{params.train_hop} >= 0 (0: the same as --hop)")

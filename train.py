@@ -9,7 +9,8 @@
 
 Every field of params.py is a flag (--preset picks the starting values; without
 it --domain picks the domain's default preset). A run
-resumes when --model_dir already holds a checkpoint.
+resumes when --model_dir already holds a checkpoint (--restart deletes it and starts
+afresh; --overwrite only replaces an existing --export).
 """
 
 import math
@@ -35,7 +36,9 @@ flags.DEFINE_boolean("export_only", False, "restore the latest checkpoint of --m
 flags.DEFINE_string("init_from", None, "start a new run from an exported weights folder "
                     "(fine-tuning, e.g. weights/wave on your own audio); ignored when "
                     "--model_dir already holds a checkpoint")
-flags.DEFINE_boolean("overwrite", False, "start --model_dir afresh / replace --export")
+flags.DEFINE_boolean("overwrite", False, "replace an existing --export folder")
+flags.DEFINE_boolean("restart", False, "delete --model_dir (checkpoints and logs) and "
+                     "start the run afresh instead of resuming it")
 flags.DEFINE_float("max_minutes", None, "stop (with a checkpoint) after this many minutes")
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multiworker"],
                   "tf.distribute strategy; auto = multiworker when TF_CONFIG names a "
@@ -105,9 +108,33 @@ def export(trainer, params, prepared, held_out, step, minutes, eval_losses):
     print(f"exported EMA weights to {out}")
 
 
+def check_flags(model_dir):
+    """Refuses flag combinations before any data is prepared or anything is
+    deleted, so that a misused flag costs neither time nor a run."""
+    from training import trainer as trainer_lib, weights
+
+    if FLAGS.overwrite and not FLAGS.export:
+        raise app.UsageError("--overwrite replaces --export, and none was given; to "
+                             "start --model_dir afresh pass --restart")
+    if FLAGS.export and os.path.exists(FLAGS.export) and not FLAGS.overwrite:
+        raise app.UsageError(f"{FLAGS.export} already exists; pass --overwrite to replace "
+                             "it (the run in --model_dir is kept either way)")
+    for flag in ("export_average", "export_only"):
+        if FLAGS[flag].present and not FLAGS.export:
+            raise app.UsageError(f"--{flag} writes to --export; pass it")
+    if FLAGS.export_only and FLAGS.restart:
+        raise app.UsageError("--restart would delete the run that --export_only exports")
+    if FLAGS.export_only and not trainer_lib.latest_checkpoint(model_dir):
+        raise ValueError(f"{model_dir} holds no checkpoint to export; train it first")
+    if FLAGS.init_from:
+        weights.check_folder(FLAGS.init_from)
+
+
 def main(argv):
     del argv
     params = params_lib.from_flags()
+    model_dir = FLAGS.model_dir or os.path.join("runs", params_lib.preset_name())
+    check_flags(model_dir)
     dataset_lib = data.dataset_module(params)
 
     prepared = dataset_lib.prepare(params, progress=FLAGS.progress)
@@ -117,18 +144,9 @@ def main(argv):
 
     from training import distribute, pipeline, trainer as trainer_lib, weights
 
-    model_dir = FLAGS.model_dir or os.path.join("runs", params_lib.preset_name())
-    # (--export_only --overwrite replaces the export, never the run it exports.)
-    if FLAGS.overwrite and not FLAGS.export_only and os.path.isdir(model_dir):
+    if FLAGS.restart and os.path.isdir(model_dir):
         shutil.rmtree(model_dir)
-    if FLAGS.export and os.path.exists(FLAGS.export) and not FLAGS.overwrite:
-        raise app.UsageError(f"{FLAGS.export} already exists; pass --overwrite to replace it")
-    for flag in ("export_average", "export_only"):
-        if FLAGS[flag].present and not FLAGS.export:
-            raise app.UsageError(f"--{flag} writes to --export; pass it")
-    if FLAGS.export_only and not trainer_lib.latest_checkpoint(model_dir):
-        raise ValueError(f"{model_dir} holds no checkpoint to export; train it first")
-
+        print(f"--restart: deleted {model_dir}")
     loss_scaling = configure_tensorflow()
     strategy = distribute.choose_strategy(FLAGS.strategy)
     is_chief = distribute.is_chief(strategy)

@@ -66,7 +66,7 @@ def generate_and_evaluate(python, weights, samples, sampler, steps, n, reuse=Fal
     extra = [] if domain == "wave" else ["--wav=false"]
     generate(python, weights, samples, sampler, steps, n, [f"--domain={domain}", *extra])
     run([python, "evaluate.py", f"--generated={samples}", f"--json={evaluation}",
-         *data_flags(weights), *evaluate_flags])
+         "--overwrite", *data_flags(weights), *evaluate_flags])
     with open(evaluation, encoding="utf-8") as handle:
         return json.load(handle)["rows"]
 

@@ -48,7 +48,7 @@ def variant(spec):
                     f"--model_dir={folder}/run", f"--max_minutes={FLAGS.minutes}",
                     f"--train_steps={FLAGS.train_steps}", "--eval_every=1000000",
                     "--ckpt_every=1000", "--sample_every=0", f"--export={export}",
-                    "--overwrite", "--progress=false",
+                    "--restart", "--overwrite", "--progress=false",
                     *(f"--{override}" for override in overrides)])
     train_seconds = time.time() - started
     rows = common.generate_and_evaluate(sys.executable, export,

@@ -58,6 +58,12 @@ def list_pieces(params, progress: bool = True) -> Corpus:
     raise ValueError(f"unknown dataset {params.dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
+def dataset_label(params) -> str:
+    """How messages name the data: the dataset and, for a user's folder, its path."""
+    where = f" at {params.data_dir}" if params.data_dir else ""
+    return f"dataset {params.dataset!r}{where}"
+
+
 # --- folder -------------------------------------------------------------
 
 def midi_files_under(folder: str) -> List[str]:

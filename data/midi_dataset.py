@@ -209,8 +209,8 @@ def _build(params, corpus, cache_path, fixed_stats, progress) -> PreparedData:
                    for shift in transpositions(segment, params.transpose)]
     if not train_order:
         raise ValueError(
-            f"no training segments of {params.seq_len} notes in dataset "
-            f"{params.dataset!r} ({counts['read']} files read, "
+            f"no training segments of {params.seq_len} notes in "
+            f"{corpora.dataset_label(params)} ({counts['read']} files read, "
             f"{len(counts['skipped'])} skipped, {counts['too_short']} too short)")
     # A fixed shuffle so neighbouring examples are not transpositions of one
     # segment (shuffle buffers downstream are small); deterministic by design.

@@ -268,8 +268,8 @@ def _build(params, corpus, cache_path, progress) -> PreparedAudio:
                                         f"preparing {split} audio"), length)
         if not counts["examples"][corpora.TRAIN]:
             raise ValueError(
-                f"no training segments of {params.segment_samples} samples in dataset "
-                f"{params.dataset!r} ({counts['read']} files read, "
+                f"no training segments of {params.segment_samples} samples in "
+                f"{corpora.dataset_label(params)} ({counts['read']} files read, "
                 f"{len(counts['skipped'])} skipped, {counts['too_short']} too short)")
         encoding = encodings.get_encoding("waveform")
         stats = encoding.fit_rms(counts["sum_of_squares"], counts["train_samples"])

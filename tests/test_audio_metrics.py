@@ -12,6 +12,7 @@ import scipy.signal
 import soundfile
 
 import evaluate
+from data import audio_io
 from metrics import audio as audio_metrics
 
 RATE = 7350  # the model rate
@@ -251,7 +252,7 @@ def test_evaluate_wave_folder_resamples_and_caps_reference(tmp_path):
     test = [harmonic_clip(rng) for _ in range(5)]
     # Real-like clips written at 22050 Hz: read back at the model rate.
     folder = write_folder(tmp_path / "tonal", rng, 4, rate=22050, noise=False)
-    clip = evaluate.read_wave_clip(str(folder / "clip0.wav"), RATE)
+    clip = audio_io.read_audio(str(folder / "clip0.wav"), RATE)
     assert clip.dtype == np.float32 and abs(len(clip) - RATE) <= 1
     out = io.StringIO()
     evaluate.evaluate_wave_folder(str(folder), train, test, RATE, seed=1, max_reference=3,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -90,9 +91,20 @@ def test_generate_writes_midi_wav_png_and_never_overwrites(tiny_weights, tmp_pat
     assert "already exists" in refused.stderr and "--overwrite" in refused.stderr
     assert (out / "sample_1.mid").read_bytes() == before
 
-    run("generate.py", str(out), "--n=2", f"--weights={tiny_weights}", "--steps=3",
-        "--seed=5", "--overwrite", "--wav=false", "--png=false")
+    # With --overwrite the folder holds this run's files only (evaluate.py
+    # scores every MIDI file in it).
+    replaced = run("generate.py", str(out), "--n=1", f"--weights={tiny_weights}",
+                   "--steps=3", "--seed=5", "--overwrite", "--wav=false", "--png=false")
     assert (out / "sample_1.mid").read_bytes() != before
+    assert os.listdir(out) == ["sample_1.mid"]
+    assert "removed 5 sample files of an earlier run" in replaced.stdout
+
+    for flag in ("--n=0", "--steps=-1", "--tempo=0", "--sample_rate=0"):
+        refused = run("generate.py", str(tmp_path / "bad"), flag, f"--weights={tiny_weights}",
+                      check=False)
+        assert refused.stderr.strip().splitlines()[-1] == (
+            f"error: {flag} must be positive"), flag
+        assert not os.path.exists(tmp_path / "bad")
 
 
 @pytest.mark.slow
@@ -238,3 +250,36 @@ def test_autoguided_weights_sample_with_the_guide_in_their_folder(corpus, tiny_w
                   "--guidance=2", check=False)
     assert refused.stderr.strip().splitlines()[-1].startswith(
         "error: --guidance=2 needs a guide network")
+
+
+@pytest.mark.slow
+def test_restart_and_overwrite_never_lose_a_run_by_mistake(corpus, tiny_weights, tmp_path):
+    """--overwrite replaces an export only; --restart alone deletes a run, and
+    every misuse is refused before data is prepared or anything is deleted."""
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_weights.parent / "model", model_dir)
+    before = sorted(os.listdir(model_dir / "checkpoints"))
+    fresh_cache = tmp_path / "cache"
+    common = [*TINY, "--dataset=folder", f"--data_dir={corpus}", "--test_fraction=0.3",
+              f"--model_dir={model_dir}"]
+    refusals = {
+        "--overwrite replaces --export, and none was given; to start --model_dir "
+        "afresh pass --restart": ["--overwrite"],
+        "--restart would delete the run that --export_only exports": [
+            "--restart", "--export_only", f"--export={tmp_path / 'x'}"],
+        f"{tiny_weights} already exists; pass --overwrite to replace it (the run in "
+        "--model_dir is kept either way)": [f"--export={tiny_weights}"],
+        f"no weights folder at {tmp_path / 'none'}": [
+            "--restart", f"--init_from={tmp_path / 'none'}"],
+    }
+    for message, extra in refusals.items():
+        result = run("train.py", *common, f"--cache_dir={fresh_cache}", *extra, check=False)
+        assert result.returncode != 0 and message in result.stderr, (extra, result.stderr)
+        assert sorted(os.listdir(model_dir / "checkpoints")) == before
+        assert not os.path.exists(fresh_cache)  # refused before preparing any data
+    cache = f"--cache_dir={tiny_weights.parent / 'cache'}"
+    resumed = run("train.py", *common, cache, "--train_steps=6")
+    assert "resumed from step 4" in resumed.stdout
+    restarted = run("train.py", *common, cache, "--train_steps=2", "--restart")
+    assert f"--restart: deleted {model_dir}" in restarted.stdout
+    assert "resumed" not in restarted.stdout and "stopped at step 2" in restarted.stdout

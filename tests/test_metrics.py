@@ -3,6 +3,8 @@
 import io
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pretty_midi
@@ -400,3 +402,17 @@ def test_previous_event_pitches_and_lone_note_rows():
     shifted = piece.copy()
     shifted[0, 2] = 2.0
     assert [list(b) for b in m.previous_event_pitches(shifted)][:3] == [[], [], [48, 60]]
+
+
+def test_cli_keeps_an_existing_evaluation_without_overwrite(tmp_path):
+    """evaluate.py refuses to replace an earlier evaluation, before loading any data."""
+    (tmp_path / "evaluation.json").write_text('{"rows": []}')
+    result = subprocess.run(
+        [sys.executable, "evaluate.py", f"--generated={tmp_path}"],
+        cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+        capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1] == (
+        f"error: {tmp_path / 'evaluation.json'} already exists; pass --overwrite to "
+        "replace it, or --json=FILE")
+    assert (tmp_path / "evaluation.json").read_text() == '{"rows": []}'

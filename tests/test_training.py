@@ -127,7 +127,7 @@ def test_a_run_stopped_by_time_evaluates_its_final_weights(tmp_path):
 
 def test_resume_refuses_other_architecture(tmp_path):
     make_trainer(tmp_path, train_steps=1)
-    with pytest.raises(ValueError, match=r"input_channels: 8 -> 12.*--overwrite"):
+    with pytest.raises(ValueError, match=r"input_channels: 8 -> 12.*--restart"):
         make_trainer(tmp_path, train_steps=1, input_channels=12)
 
 

@@ -82,7 +82,7 @@ def check_resumable(saved: dict, current: dict, model_dir: str) -> None:
     if changed:
         details = ", ".join(f"{k}: {saved.get(k)!r} -> {current.get(k)!r}" for k in changed)
         raise ValueError(f"{model_dir} holds a run with other parameters ({details}); "
-                         "use a new --model_dir, or --overwrite to start it afresh")
+                         "use a new --model_dir, or --restart to start it afresh")
 
 
 def latest_checkpoint(model_dir: str) -> Optional[str]:
@@ -470,7 +470,10 @@ class Trainer:
                 window, window_start = [], time.time()
             if params.sample_every and step % params.sample_every == 0 and self.is_chief \
                     and self.encoding is not None:
+                # The same noise at every step (from --seed): the pieces evolve
+                # with the weights alone.
                 summaries.write_samples(writer, step, self.ema_model, params, self.encoding,
+                                        seed=params.seed,
                                         time_warp=self.time_warp_curve()["probabilities"])
             out_of_time = max_seconds is not None and time.time() - started > max_seconds
             self.train_seconds.assign(seconds_before + time.time() - started)

@@ -184,15 +184,23 @@ def export(out_dir, params, encoding, ema_model, metadata, overwrite=False,
     return out_dir
 
 
-def load(weights_dir) -> LoadedWeights:
-    """Loads a weights folder, or raises WeightsError with a one-line remedy."""
-    how = ("train one with `python train.py --export=DIR`, or restore the shipped "
-           "weights with `git checkout -- weights`")
+_HOW = ("train one with `python train.py --export=DIR`, or restore the shipped "
+        "weights with `git checkout -- weights`")
+
+
+def check_folder(weights_dir) -> None:
+    """Raises WeightsError unless weights_dir is a folder holding every file of
+    an export (a cheap check, before anything is loaded)."""
     if not os.path.isdir(weights_dir):
-        raise WeightsError(f"no weights folder at {weights_dir}: {how}")
+        raise WeightsError(f"no weights folder at {weights_dir}: {_HOW}")
     missing = [name for name in FILES if not os.path.isfile(os.path.join(weights_dir, name))]
     if missing:
-        raise WeightsError(f"weights folder {weights_dir} lacks {', '.join(missing)}: {how}")
+        raise WeightsError(f"weights folder {weights_dir} lacks {', '.join(missing)}: {_HOW}")
+
+
+def load(weights_dir) -> LoadedWeights:
+    """Loads a weights folder, or raises WeightsError with a one-line remedy."""
+    check_folder(weights_dir)
     try:
         with open(os.path.join(weights_dir, "params.json"), encoding="utf-8") as handle:
             params = params_lib.Params.from_dict(json.load(handle))
@@ -205,7 +213,7 @@ def load(weights_dir) -> LoadedWeights:
         model.load_weights(os.path.join(weights_dir, WEIGHTS_FILE))
     except (OSError, ValueError, KeyError, TypeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-        raise WeightsError(f"weights folder {weights_dir} is damaged ({reason}): {how}") from None
+        raise WeightsError(f"weights folder {weights_dir} is damaged ({reason}): {_HOW}") from None
     return LoadedWeights(params=params, encoding=encoding, model=model, metadata=metadata)
 
 
