@@ -25,16 +25,6 @@ class AudioReadError(Exception):
         self.reason = reason
 
 
-def audio_files_under(folder: str):
-    """Every audio file below `folder` (any letter case), sorted."""
-    found = []
-    for root, dirs, files in os.walk(folder):
-        dirs.sort()
-        found.extend(os.path.join(root, name) for name in files
-                     if name.lower().endswith(AUDIO_EXTENSIONS))
-    return sorted(found)
-
-
 def _is_pcm16_wav(path) -> bool:
     with open(path, "rb") as handle:
         header = handle.read(36)

@@ -58,6 +58,9 @@ def list_pieces(params, progress: bool = True) -> Corpus:
     raise ValueError(f"unknown dataset {params.dataset!r}; choose one of {', '.join(DATASETS)}")
 
 
+MIDI_EXTENSIONS = (".mid", ".midi")
+
+
 def dataset_label(params) -> str:
     """How messages name the data: the dataset and, for a user's folder, its path."""
     where = f" at {params.data_dir}" if params.data_dir else ""
@@ -66,14 +69,21 @@ def dataset_label(params) -> str:
 
 # --- folder -------------------------------------------------------------
 
-def midi_files_under(folder: str) -> List[str]:
-    """Every .mid/.midi file below `folder` (any letter case), sorted."""
-    found = []
-    for root, dirs, files in os.walk(folder):
+def files_under(folder: str, extensions: Tuple[str, ...]) -> Tuple[List[str], List[Skipped]]:
+    """Every file below `folder` ending in one of `extensions` (any letter case),
+    sorted, and a Skipped entry for each subfolder that could not be listed
+    (os.walk would pass over it without a word)."""
+    found, unreadable = [], []
+
+    def note_unreadable(error):
+        name = os.path.relpath(error.filename, folder).replace(os.sep, "/")
+        unreadable.append(Skipped(name + "/", f"unreadable folder ({error.strerror})"))
+
+    for root, dirs, files in os.walk(folder, onerror=note_unreadable):
         dirs.sort()
         found.extend(os.path.join(root, name) for name in files
-                     if name.lower().endswith((".mid", ".midi")))
-    return sorted(found)
+                     if name.lower().endswith(extensions))
+    return sorted(found), unreadable
 
 
 def _require_folder(folder: str, dataset: str) -> None:
@@ -87,10 +97,11 @@ def folder_pieces(data_dir: str, test_fraction: float) -> Corpus:
     """Any folder of MIDI files; ids are paths relative to it."""
     _require_folder(data_dir, "folder")
     pieces = []
-    for path in midi_files_under(data_dir):
+    paths, unreadable = files_under(data_dir, MIDI_EXTENSIONS)
+    for path in paths:
         piece_id = os.path.relpath(path, data_dir).replace(os.sep, "/")
         pieces.append(Piece(piece_id, path, split_of(piece_id, test_fraction)))
-    return Corpus(pieces, [])
+    return Corpus(pieces, unreadable)
 
 
 # --- Lakh MIDI ---------------------------------------------------------

@@ -100,7 +100,7 @@ def is_gtzan_tree(data_dir: str) -> bool:
 
 def labelled_sources(root: str, test_fraction: float) -> AudioCorpus:
     """Audio files under `root`, labelled by their first-level subfolder."""
-    files = audio_io.audio_files_under(root)
+    files, unreadable = corpora.files_under(root, audio_io.AUDIO_EXTENSIONS)
     relative = [os.path.relpath(path, root).replace(os.sep, "/") for path in files]
     labels = sorted({rel.split("/")[0] for rel in relative if "/" in rel})
     has_top_level = any("/" not in rel for rel in relative)
@@ -110,7 +110,7 @@ def labelled_sources(root: str, test_fraction: float) -> AudioCorpus:
     sources = [AudioSource(rel, path, corpora.split_of(rel, test_fraction),
                            index[rel.split("/")[0] if "/" in rel else ""])
                for rel, path in zip(relative, files)]
-    return AudioCorpus(sources, labels, [])
+    return AudioCorpus(sources, labels, unreadable)
 
 
 def _render_job(job):

@@ -163,6 +163,23 @@ def test_folder_listing_is_recursive_sorted_and_stable(tmp_path):
     assert set(corpus.pieces) <= set(again.pieces)  # old pieces keep their split
 
 
+def test_unreadable_subfolders_are_reported_not_passed_over(tmp_path, monkeypatch):
+    for name in ["a.mid", "locked/b.mid", "open/c.mid"]:
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir(path):  # permissions do not stop root, so deny the listing here
+        if os.path.basename(path) == "locked":
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    corpus = corpora.folder_pieces(str(tmp_path), 0.5)
+    assert [p.piece_id for p in corpus.pieces] == ["a.mid", "open/c.mid"]
+    assert corpus.skipped == [corpora.Skipped("locked/", "unreadable folder (Permission denied)")]
+
+
 def test_lakh_layout(tmp_path):
     root = tmp_path / "lmd_full"
     for name in ["0/0a1b.mid", "f/f00d.mid", "a/abcd.mid", "notes/x.mid"]:
