@@ -88,7 +88,7 @@ def check_flag_values():
     positive = {"n": FLAGS.n, "steps": FLAGS.steps, "tempo": FLAGS.tempo,
                 "sample_rate": FLAGS.sample_rate}
     for name, value in positive.items():
-        if value is not None and value <= 0:
+        if value is not None and not value > 0:  # (nan too)
             raise ValueError(f"--{name}={value:g} must be positive")
 
 
@@ -100,8 +100,9 @@ def stale_samples(folder, paths):
     if not os.path.isdir(folder):
         return []
     written = {os.path.basename(path) for group in paths.values() for path in group}
+    ours = re.compile(r"sample_[1-9]\d*\.(mid|wav|png)")  # the names output_paths gives
     return sorted(os.path.join(folder, name) for name in os.listdir(folder)
-                  if re.fullmatch(r"sample_\d+\.(mid|wav|png)", name) and name not in written)
+                  if ours.fullmatch(name) and name not in written)
 
 
 def check_free(paths, overwrite):

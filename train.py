@@ -108,25 +108,38 @@ def export(trainer, params, prepared, held_out, step, minutes, eval_losses):
     print(f"exported EMA weights to {out}")
 
 
-def check_flags(model_dir):
+def _inside(path, folder) -> bool:
+    path, folder = os.path.realpath(path), os.path.realpath(folder)
+    return os.path.commonpath([path, folder]) == folder
+
+
+def check_flags(params, model_dir):
     """Refuses flag combinations before any data is prepared or anything is
     deleted, so that a misused flag costs neither time nor a run."""
     from training import trainer as trainer_lib, weights
 
+    if FLAGS.prepare_only:
+        return
+    for flag in ("export_average", "export_only"):
+        if FLAGS[flag].present and not FLAGS.export:
+            raise app.UsageError(f"--{flag} writes to --export; pass it")
     if FLAGS.overwrite and not FLAGS.export:
         raise app.UsageError("--overwrite replaces --export, and none was given; to "
                              "start --model_dir afresh pass --restart")
     if FLAGS.export and os.path.exists(FLAGS.export) and not FLAGS.overwrite:
         raise app.UsageError(f"{FLAGS.export} already exists; pass --overwrite to replace "
                              "it (the run in --model_dir is kept either way)")
-    for flag in ("export_average", "export_only"):
-        if FLAGS[flag].present and not FLAGS.export:
-            raise app.UsageError(f"--{flag} writes to --export; pass it")
     if FLAGS.export_only and FLAGS.restart:
         raise app.UsageError("--restart would delete the run that --export_only exports")
-    if FLAGS.export_only and not trainer_lib.latest_checkpoint(model_dir):
+    if FLAGS.restart:
+        for flag, path in (("init_from", FLAGS.init_from), ("cache_dir", params.cache_dir)):
+            if path and _inside(path, model_dir):
+                raise app.UsageError(f"--restart would delete --{flag}={path}, which is "
+                                     f"inside --model_dir={model_dir}")
+    resuming = not FLAGS.restart and trainer_lib.latest_checkpoint(model_dir)
+    if FLAGS.export_only and not resuming:
         raise ValueError(f"{model_dir} holds no checkpoint to export; train it first")
-    if FLAGS.init_from:
+    if FLAGS.init_from and not resuming:  # (ignored when the run resumes)
         weights.check_folder(FLAGS.init_from)
 
 
@@ -134,7 +147,7 @@ def main(argv):
     del argv
     params = params_lib.from_flags()
     model_dir = FLAGS.model_dir or os.path.join("runs", params_lib.preset_name())
-    check_flags(model_dir)
+    check_flags(params, model_dir)
     dataset_lib = data.dataset_module(params)
 
     prepared = dataset_lib.prepare(params, progress=FLAGS.progress)

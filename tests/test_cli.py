@@ -271,6 +271,8 @@ def test_restart_and_overwrite_never_lose_a_run_by_mistake(corpus, tiny_weights,
         "--model_dir is kept either way)": [f"--export={tiny_weights}"],
         f"no weights folder at {tmp_path / 'none'}": [
             "--restart", f"--init_from={tmp_path / 'none'}"],
+        f"--restart would delete --cache_dir={model_dir / 'cache'}, which is inside "
+        f"--model_dir={model_dir}": ["--restart", f"--cache_dir={model_dir / 'cache'}"],
     }
     for message, extra in refusals.items():
         result = run("train.py", *common, f"--cache_dir={fresh_cache}", *extra, check=False)
@@ -278,7 +280,9 @@ def test_restart_and_overwrite_never_lose_a_run_by_mistake(corpus, tiny_weights,
         assert sorted(os.listdir(model_dir / "checkpoints")) == before
         assert not os.path.exists(fresh_cache)  # refused before preparing any data
     cache = f"--cache_dir={tiny_weights.parent / 'cache'}"
-    resumed = run("train.py", *common, cache, "--train_steps=6")
+    # --init_from is ignored when the run resumes, so its folder need not exist.
+    resumed = run("train.py", *common, cache, "--train_steps=6",
+                  f"--init_from={tmp_path / 'none'}")
     assert "resumed from step 4" in resumed.stdout
     restarted = run("train.py", *common, cache, "--train_steps=2", "--restart")
     assert f"--restart: deleted {model_dir}" in restarted.stdout
