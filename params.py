@@ -205,22 +205,23 @@ PRESETS["midi_cpu"] = PRESETS["midi_bidir"].replace(
     jit_compile=True, train_hop=32, dropout=0.1, time_warping=True,
     train_steps=24000, sampler="dpmpp_sde", sample_spacing="warp", sample_steps=100)
 # The default and the shipped weights/midi: midi_cpu widened 1.4x, and its
-# note-resolution layers (input convolution, output block) 2x (2,698,764
-# parameters). Those layers carry every note's own codes: at 32 channels for
-# 92 inputs (x_t and the self-conditioning estimate) they were the narrowest
-# part of the net, and widening them lowered the held-out cross-entropy
-# (2.170 against 2.217) and the interval distance (0.013 against 0.016 on the
-# training split) where 2x wider stages had not (README, "Shipped weights").
+# note-resolution layers (input convolution, output block) 4x (3,046,868
+# parameters). Those layers carry every note's own codes (92 inputs: x_t and
+# the self-conditioning estimate): widening them from 32 to 64 channels lowered
+# the held-out cross-entropy (2.170 against 2.217) and the interval distance
+# where 2x wider stages had not, and from 64 to 128 again (2.146 against 2.183;
+# held-out interval distance 0.0119 against 0.0132 at 100 steps) at some cost
+# in key coherence (README, "128 note-resolution channels").
 # Its pitch groups (pitch class, octave) count twice in the training loss:
 # that lowered the held-out interval distance from 0.0155 to 0.0134 (4 seeds)
 # at some cost in duration consistency (README, "Weighting the pitch groups").
-# Its step costs 0.35-0.48 s here; trained for 97 minutes, which stopped it at
-# step 11,968 of 12,000.
+# Its step costs 0.55-0.6 s on the machine it was trained on: 97 minutes
+# stopped it at step 10,102 of 11,000.
 # It samples with autoguidance on its pitch classes (guide: midi_guide below):
 # guiding the octaves too widened the register (README, "Autoguidance").
 PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
-    input_channels=64, stage_channels=(56, 112, 112), mid_channels=(224, 224, 112),
-    train_steps=12000, group_loss_weights=(2.0, 2.0, 1.0, 1.0), guidance=1.5,
+    input_channels=128, stage_channels=(56, 112, 112), mid_channels=(224, 224, 112),
+    train_steps=11000, group_loss_weights=(2.0, 2.0, 1.0, 1.0), guidance=1.5,
     guidance_groups=(0,), export_average=3)
 # midi_wide with the pitch as one class per semitone (encoding onehot_pitch)
 # instead of pitch class and octave, which the categorical objective samples
@@ -231,10 +232,11 @@ PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
 # the onehot guide; at full size (97 minutes) it lost key coherence and
 # autoguidance hurt it, so it was not shipped (README, "One pitch group").
 PRESETS["midi_pitch"] = PRESETS["midi_wide"].replace(
-    encoding="onehot_pitch", group_loss_weights=(2.0, 1.0, 1.0), pitch_views=True)
+    encoding="onehot_pitch", group_loss_weights=(2.0, 1.0, 1.0), pitch_views=True,
+    input_channels=64, train_steps=12000)  # (midi_wide's values when it was run)
 # The autoguidance network of weights/midi (weights/midi/guide; Karras et al.
-# 2024): midi_wide at 0.4x its parameters (1,046,830; 32 note-resolution
-# channels), a quarter of its steps (3000, 16 minutes here) and equal loss
+# 2024): midi_wide at a third of its parameters (1,046,830; 32 note-resolution
+# channels), under a third of its steps (3000, 16 minutes here) and equal loss
 # weights, so it makes the same mistakes, more often; sampling pushes the
 # model's output away from the guide's. Trained with
 # `python train.py --preset=midi_guide --export=weights/midi/guide`.
