@@ -220,6 +220,11 @@ def _jsonable(value):
     return value
 
 
+def json_output(generated_dir: str, json_path: Optional[str] = None) -> str:
+    """Where an evaluation of generated_dir is written (--json, else beside the files)."""
+    return json_path or os.path.join(generated_dir, "evaluation.json")
+
+
 def write_json(path: str, payload: dict) -> None:
     """Writes JSON atomically (temporary file beside it + os.replace)."""
     with midi_io.atomic_output(path, suffix=".json") as temp_path:
@@ -272,7 +277,7 @@ def evaluate_folder(generated_dir: str, params, json_path: Optional[str] = None,
         "definitions": DEFINITIONS,
         "seconds": seconds,
     }
-    json_path = json_path or os.path.join(generated_dir, "evaluation.json")
+    json_path = json_output(generated_dir, json_path)
     write_json(json_path, payload)
     print(f"wrote {json_path}", file=out)
     return payload
@@ -459,7 +464,7 @@ def evaluate_wave_folder(generated_dir: str, reference_train: Sequence,
         "definitions": wave_definitions(),
         "seconds": seconds,
     }
-    json_path = json_path or os.path.join(generated_dir, "evaluation.json")
+    json_path = json_output(generated_dir, json_path)
     write_json(json_path, payload)
     print(f"wrote {json_path}", file=out)
     return payload
@@ -531,7 +536,7 @@ def main(argv):
         raise app.UsageError(str(error)) from None
     if not FLAGS.generated:
         raise app.UsageError("--generated FOLDER is required")
-    json_path = FLAGS.json or os.path.join(FLAGS.generated, "evaluation.json")
+    json_path = json_output(FLAGS.generated, FLAGS.json)
     if os.path.exists(json_path) and not FLAGS.overwrite:
         print(f"error: {json_path} already exists; pass --overwrite to replace it, or "
               "--json=FILE", file=sys.stderr)
