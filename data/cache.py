@@ -81,6 +81,21 @@ class Prepared:
         raise NotImplementedError
 
 
+def file_counts(sources: int, corpus_skipped, skipped: list) -> dict:
+    """summary.json's file counts: `sources` found and listed, `corpus_skipped`
+    (corpora.Skipped) dropped while listing, `skipped` ({"file", "reason"})
+    all the skipped entries. A folder that could not be listed (a name ending
+    in "/") is no file: it is counted apart."""
+    folders = sum(1 for entry in skipped if entry["file"].endswith("/"))
+    dropped_files = sum(1 for entry in corpus_skipped if not entry.name.endswith("/"))
+    return {"files_listed": sources + dropped_files, "files_skipped": len(skipped) - folders,
+            "folders_unreadable": folders}
+
+
+def _folders_text(count: int) -> str:
+    return f"; {count} folder{'s' if count > 1 else ''} unreadable" if count else ""
+
+
 def source_lines(summary: dict, max_skipped_lines: int = 20) -> list:
     """The summary lines both domains print: the cache, the files and the skipped ones."""
     lines = [
@@ -88,7 +103,8 @@ def source_lines(summary: dict, max_skipped_lines: int = 20) -> list:
         + ("reused" if summary.get("reused") else
            f"built in {summary.get('build_seconds', 0):.1f} s") + ")",
         f"files: {summary['files_listed']} listed, {summary['files_read']} read, "
-        f"{summary['files_skipped']} skipped",
+        f"{summary['files_skipped']} skipped"
+        + _folders_text(summary.get("folders_unreadable", 0)),
     ]
     for entry in summary["skipped"][:max_skipped_lines]:
         lines.append(f"  skipped {entry['file']}: {entry['reason']}")

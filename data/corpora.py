@@ -11,6 +11,7 @@ import hashlib
 import importlib.metadata
 import json
 import os
+import re
 import time
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -69,6 +70,11 @@ def dataset_label(params) -> str:
 
 # --- folder -------------------------------------------------------------
 
+def unreadable_folder(name: str, error: OSError) -> Skipped:
+    """The Skipped entry of a folder that could not be listed ("name/")."""
+    return Skipped(name + "/", f"unreadable folder ({error.strerror})")
+
+
 def files_under(folder: str, extensions: Tuple[str, ...]) -> Tuple[List[str], List[Skipped]]:
     """Every file below `folder` ending in one of `extensions` (any letter case),
     sorted, and a Skipped entry for each subfolder that could not be listed
@@ -77,7 +83,7 @@ def files_under(folder: str, extensions: Tuple[str, ...]) -> Tuple[List[str], Li
 
     def note_unreadable(error):
         name = os.path.relpath(error.filename, folder).replace(os.sep, "/")
-        unreadable.append(Skipped(name + "/", f"unreadable folder ({error.strerror})"))
+        unreadable.append(unreadable_folder(name, error))
 
     for root, dirs, files in os.walk(folder, onerror=note_unreadable):
         dirs.sort()
@@ -113,15 +119,24 @@ def lakh_pieces(data_dir: str, test_fraction: float) -> Corpus:
     root = data_dir
     if os.path.isdir(os.path.join(data_dir, "lmd_full")):
         root = os.path.join(data_dir, "lmd_full")
-    paths = sorted(glob.glob(os.path.join(glob.escape(root), "[0-9a-f]", "*.mid")))
-    if not paths:
+    pieces, unreadable = [], []
+    shards = sorted(name for name in os.listdir(root) if re.fullmatch("[0-9a-f]", name)
+                    and os.path.isdir(os.path.join(root, name)))
+    for shard in shards:
+        try:
+            names = os.listdir(os.path.join(root, shard))
+        except OSError as error:  # a glob would pass over it without a word
+            unreadable.append(unreadable_folder(shard, error))
+            continue
+        for name in sorted(n for n in names if n.endswith(".mid")):
+            piece_id = name[:-len(".mid")]
+            pieces.append(Piece(piece_id, os.path.join(root, shard, name),
+                                split_of(piece_id, test_fraction)))
+    if not pieces:
         raise FileNotFoundError(
-            f"{data_dir}: no Lakh files (expected lmd_full/<hex digit>/<md5>.mid)")
-    pieces = []
-    for path in paths:
-        piece_id = os.path.splitext(os.path.basename(path))[0]
-        pieces.append(Piece(piece_id, path, split_of(piece_id, test_fraction)))
-    return Corpus(pieces, [])
+            f"{data_dir}: no Lakh files (expected lmd_full/<hex digit>/<md5>.mid)"
+            + "".join(f"; {s.name}: {s.reason}" for s in unreadable))
+    return Corpus(pieces, unreadable)
 
 
 # --- MAESTRO -------------------------------------------------------------

@@ -190,6 +190,28 @@ def test_lakh_layout(tmp_path):
     assert from_parent == from_root
     assert [p.piece_id for p in from_parent.pieces] == ["0a1b", "abcd", "f00d"]
     assert from_parent.pieces[0].midi_path == str(root / "0" / "0a1b.mid")
+    assert from_parent.skipped == []
+
+
+def test_lakh_reports_unreadable_shards(tmp_path, monkeypatch):
+    root = tmp_path / "lmd_full"
+    for name in ["0/0a1b.mid", "f/f00d.mid"]:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(b"x")
+    real_listdir = os.listdir
+
+    def listdir(path):  # permissions do not stop root, so deny the listing here
+        if os.path.basename(path) == "f":
+            raise PermissionError(13, "Permission denied", path)
+        return real_listdir(path)
+
+    monkeypatch.setattr(os, "listdir", listdir)
+    corpus = corpora.lakh_pieces(str(root), 0.1)
+    assert [p.piece_id for p in corpus.pieces] == ["0a1b"]
+    assert corpus.skipped == [corpora.Skipped("f/", "unreadable folder (Permission denied)")]
+    (root / "0" / "0a1b.mid").unlink()
+    with pytest.raises(FileNotFoundError, match=r"no Lakh files .*f/: unreadable folder"):
+        corpora.lakh_pieces(str(root), 0.1)
 
 
 def test_maestro_layout(tmp_path):
@@ -326,6 +348,27 @@ def test_prepare_skips_bad_files_and_saves_float32_segments(mixed_folder, tmp_pa
     assert json.load(open(os.path.join(prepared.cache_path, "stats.json"))) == prepared.stats
     text = prepared.summary_text()
     assert "corrupt.mid" in text and prepared.cache_path in text and "4 read" in text
+
+
+def test_unreadable_folder_is_counted_apart_from_files(mixed_folder, tmp_path, monkeypatch):
+    locked = mixed_folder / "locked"
+    locked.mkdir()
+    (locked / "x.mid").write_bytes(b"x")
+    real_scandir = os.scandir
+
+    def scandir(path):  # permissions do not stop root, so deny the listing here
+        if os.path.basename(path) == "locked":
+            raise PermissionError(13, "Permission denied", path)
+        return real_scandir(path)
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    prepared = midi_dataset.prepare(_params(mixed_folder, tmp_path), progress=False)
+    summary = prepared.summary
+    assert (summary["files_listed"], summary["files_read"], summary["files_skipped"],
+            summary["folders_unreadable"]) == (7, 4, 3, 1)
+    assert {"file": "locked/", "reason": "unreadable folder (Permission denied)"} \
+        in summary["skipped"]
+    assert "7 listed, 4 read, 3 skipped; 1 folder unreadable" in prepared.summary_text()
 
 
 def test_statistics_come_from_the_train_split_only(mixed_folder, tmp_path):
