@@ -11,7 +11,6 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import re
 import time
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
@@ -120,9 +119,9 @@ def lakh_pieces(data_dir: str, test_fraction: float) -> Corpus:
     if os.path.isdir(os.path.join(data_dir, "lmd_full")):
         root = os.path.join(data_dir, "lmd_full")
     pieces, unreadable = [], []
-    shards = sorted(name for name in os.listdir(root) if re.fullmatch("[0-9a-f]", name)
-                    and os.path.isdir(os.path.join(root, name)))
-    for shard in shards:
+    for shard in (format(digit, "x") for digit in range(16)):  # Lakh's 16 shards
+        if not os.path.isdir(os.path.join(root, shard)):
+            continue
         try:
             names = os.listdir(os.path.join(root, shard))
         except OSError as error:  # a glob would pass over it without a word
