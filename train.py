@@ -155,7 +155,7 @@ def main(argv):
     if FLAGS.prepare_only:
         return 0
 
-    from training import distribute, pipeline, trainer as trainer_lib, weights
+    from training import distribute, interrupt, pipeline, trainer as trainer_lib, weights
 
     if FLAGS.restart and os.path.isdir(model_dir):
         shutil.rmtree(model_dir)
@@ -195,7 +195,8 @@ def main(argv):
         step, minutes, eval_losses = int(trainer.step.numpy()), 0.0, {}
     else:
         max_seconds = None if FLAGS.max_minutes is None else FLAGS.max_minutes * 60
-        result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress)
+        with interrupt.stop_on_signals(trainer.stop_requested):
+            result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress)
         print(f"stopped at step {result.step} after {result.seconds / 60:.1f} min; "
               f"loss {result.last_loss:.4f}; held-out {result.eval_losses}; "
               f"skipped updates {result.skipped}")
@@ -203,6 +204,10 @@ def main(argv):
             print(result.stop_reason)
             if "non-finite" in result.stop_reason:
                 return 1
+        if result.interrupted:
+            if FLAGS.export:
+                print("not exported; --export_only exports the run as it stands")
+            return 130
         step, minutes, eval_losses = result.step, result.seconds / 60, result.eval_losses
     if FLAGS.export and is_chief:
         export(trainer, params, prepared, held_out, step, minutes, eval_losses)

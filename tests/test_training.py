@@ -125,6 +125,33 @@ def test_a_run_stopped_by_time_evaluates_its_final_weights(tmp_path):
     assert result.eval_losses and result.eval_losses == trainer.evaluate(held_out)
 
 
+def test_a_stop_request_ends_the_run_with_a_checkpoint(tmp_path):
+    trainer = make_trainer(tmp_path, train_steps=50, ckpt_every=1000)
+    trainer.stop_requested.set()  # what Ctrl-C does in train.py
+    result = trainer.fit(progress=False)
+    assert result.step == 1 and result.interrupted
+    assert result.stop_reason.startswith("interrupted at step 1: checkpoint saved")
+    resumed = make_trainer(tmp_path, train_steps=50)
+    assert int(resumed.step.numpy()) == 1  # saved, though ckpt_every is 1000
+    assert not resumed.stop_requested.is_set()
+    assert not resumed.fit(progress=False).interrupted
+
+
+def test_stop_on_signals_sets_the_event_once_then_restores_the_handlers():
+    import signal
+    import threading
+    from training import interrupt
+    stop = threading.Event()
+    before, before_int = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    with interrupt.stop_on_signals(stop):
+        assert signal.getsignal(signal.SIGTERM) is not before
+        os.kill(os.getpid(), signal.SIGTERM)  # handled: the process goes on
+        assert stop.is_set()
+        assert signal.getsignal(signal.SIGTERM) is before  # a second one acts at once
+    assert signal.getsignal(signal.SIGTERM) is before
+    assert signal.getsignal(signal.SIGINT) is before_int
+
+
 def test_resume_refuses_other_architecture(tmp_path):
     make_trainer(tmp_path, train_steps=1)
     with pytest.raises(ValueError, match=r"input_channels: 8 -> 12.*--restart"):

@@ -10,6 +10,7 @@ import dataclasses
 import json
 import os
 import shutil
+import threading
 import time
 from typing import Optional
 
@@ -98,6 +99,7 @@ class TrainResult:
     eval_losses: dict
     stop_reason: str = None
     skipped: int = 0
+    interrupted: bool = False  # stop_requested was set (SIGINT/SIGTERM in train.py)
 
 
 class Trainer:
@@ -119,6 +121,9 @@ class Trainer:
                  is_chief=True, loss_scaling=False, groups=None, keep_checkpoints=3):
         self.params = params
         self.keep_checkpoints = keep_checkpoints
+        # Set (by a signal handler, say) to end fit() after the current step
+        # with a checkpoint, so a stopped run loses no steps.
+        self.stop_requested = threading.Event()
         self.features = features
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
@@ -476,6 +481,9 @@ class Trainer:
                                         seed=params.seed,
                                         time_warp=self.time_warp_curve()["probabilities"])
             out_of_time = max_seconds is not None and time.time() - started > max_seconds
+            if self.stop_requested.is_set() and not stop_reason:
+                stop_reason = (f"interrupted at step {step}: checkpoint saved; the same "
+                               "command resumes the run")
             self.train_seconds.assign(seconds_before + time.time() - started)
             # (Also where time runs out: the export describes the final weights.)
             if held_out is not None and (step % params.eval_every == 0 or out_of_time
@@ -507,4 +515,5 @@ class Trainer:
             summaries.save_loss_plot(os.path.join(self.model_dir, "loss.png"), history)
         return TrainResult(step=step, seconds=time.time() - started, last_loss=last_loss,
                            eval_losses=eval_losses, stop_reason=stop_reason,
-                           skipped=int(self.skipped.numpy()))
+                           skipped=int(self.skipped.numpy()),
+                           interrupted=self.stop_requested.is_set())
