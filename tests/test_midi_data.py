@@ -163,18 +163,24 @@ def test_folder_listing_is_recursive_sorted_and_stable(tmp_path):
     assert set(corpus.pieces) <= set(again.pieces)  # old pieces keep their split
 
 
+def deny_listing(monkeypatch, function, folder_name):
+    """Makes os.<function> refuse folders named folder_name (permissions do
+    not stop root, so the listing is denied here)."""
+    real = getattr(os, function)
+
+    def denied(path):
+        if os.path.basename(path) == folder_name:
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(os, function, denied)
+
+
 def test_unreadable_subfolders_are_reported_not_passed_over(tmp_path, monkeypatch):
     for name in ["a.mid", "locked/b.mid", "open/c.mid"]:
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / name).write_bytes(b"x")
-    real_scandir = os.scandir
-
-    def scandir(path):  # permissions do not stop root, so deny the listing here
-        if os.path.basename(path) == "locked":
-            raise PermissionError(13, "Permission denied", path)
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    deny_listing(monkeypatch, "scandir", "locked")
     corpus = corpora.folder_pieces(str(tmp_path), 0.5)
     assert [p.piece_id for p in corpus.pieces] == ["a.mid", "open/c.mid"]
     assert corpus.skipped == [corpora.Skipped("locked/", "unreadable folder (Permission denied)")]
@@ -198,14 +204,7 @@ def test_lakh_reports_unreadable_shards(tmp_path, monkeypatch):
     for name in ["0/0a1b.mid", "f/f00d.mid"]:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         (root / name).write_bytes(b"x")
-    real_listdir = os.listdir
-
-    def listdir(path):  # permissions do not stop root, so deny the listing here
-        if os.path.basename(path) == "f":
-            raise PermissionError(13, "Permission denied", path)
-        return real_listdir(path)
-
-    monkeypatch.setattr(os, "listdir", listdir)
+    deny_listing(monkeypatch, "listdir", "f")
     corpus = corpora.lakh_pieces(str(root), 0.1)
     assert [p.piece_id for p in corpus.pieces] == ["0a1b"]
     assert corpus.skipped == [corpora.Skipped("f/", "unreadable folder (Permission denied)")]
@@ -354,14 +353,7 @@ def test_unreadable_folder_is_counted_apart_from_files(mixed_folder, tmp_path, m
     locked = mixed_folder / "locked"
     locked.mkdir()
     (locked / "x.mid").write_bytes(b"x")
-    real_scandir = os.scandir
-
-    def scandir(path):  # permissions do not stop root, so deny the listing here
-        if os.path.basename(path) == "locked":
-            raise PermissionError(13, "Permission denied", path)
-        return real_scandir(path)
-
-    monkeypatch.setattr(os, "scandir", scandir)
+    deny_listing(monkeypatch, "scandir", "locked")
     prepared = midi_dataset.prepare(_params(mixed_folder, tmp_path), progress=False)
     summary = prepared.summary
     assert (summary["files_listed"], summary["files_read"], summary["files_skipped"],
