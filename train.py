@@ -40,6 +40,10 @@ flags.DEFINE_boolean("overwrite", False, "replace an existing --export folder")
 flags.DEFINE_boolean("restart", False, "delete --model_dir (checkpoints and logs) and "
                      "start the run afresh instead of resuming it")
 flags.DEFINE_float("max_minutes", None, "stop (with a checkpoint) after this many minutes")
+flags.DEFINE_boolean("fit_schedule", False, "with --max_minutes: at the end of the warm-up, "
+                     "set --train_steps to the steps that fit in the minutes left at the "
+                     "measured pace, so the learning rate has decayed when time is up "
+                     "(a resumed run keeps its plan)")
 flags.DEFINE_enum("strategy", "auto", ["auto", "default", "mirrored", "multiworker"],
                   "tf.distribute strategy; auto = multiworker when TF_CONFIG names a "
                   "cluster, mirrored when several GPUs (or --logical_cpus) are visible")
@@ -129,6 +133,8 @@ def check_flags(params, model_dir):
     if FLAGS.export and os.path.exists(FLAGS.export) and not FLAGS.overwrite:
         raise app.UsageError(f"{FLAGS.export} already exists; pass --overwrite to replace "
                              "it (the run in --model_dir is kept either way)")
+    if FLAGS.fit_schedule and FLAGS.max_minutes is None:
+        raise app.UsageError("--fit_schedule fits the run to --max_minutes; pass it")
     if FLAGS.export_only and FLAGS.restart:
         raise app.UsageError("--restart would delete the run that --export_only exports")
     if FLAGS.restart:
@@ -196,7 +202,8 @@ def main(argv):
     else:
         max_seconds = None if FLAGS.max_minutes is None else FLAGS.max_minutes * 60
         with interrupt.stop_on_signals(trainer.stop_requested):
-            result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress)
+            result = trainer.fit(held_out, max_seconds=max_seconds, progress=FLAGS.progress,
+                                 fit_schedule=FLAGS.fit_schedule)
         print(f"stopped at step {result.step} after {result.seconds / 60:.1f} min; "
               f"loss {result.last_loss:.4f}; held-out {result.eval_losses}; "
               f"skipped updates {result.skipped}")
@@ -210,7 +217,7 @@ def main(argv):
             return 130
         step, minutes, eval_losses = result.step, result.seconds / 60, result.eval_losses
     if FLAGS.export and is_chief:
-        export(trainer, params, prepared, held_out, step, minutes, eval_losses)
+        export(trainer, trainer.params, prepared, held_out, step, minutes, eval_losses)
     return 0
 
 

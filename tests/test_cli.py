@@ -265,6 +265,7 @@ def test_restart_and_overwrite_never_lose_a_run_by_mistake(corpus, tiny_weights,
     refusals = {
         "--overwrite replaces --export, and none was given; to start --model_dir "
         "afresh pass --restart": ["--overwrite"],
+        "--fit_schedule fits the run to --max_minutes; pass it": ["--fit_schedule"],
         "--restart would delete the run that --export_only exports": [
             "--restart", "--export_only", f"--export={tmp_path / 'x'}"],
         f"{tiny_weights} already exists; pass --overwrite to replace it (the run in "

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 import params as params_lib
 from data import encodings
-from training import pipeline, trainer as trainer_lib, weights
+from training import budget, pipeline, trainer as trainer_lib, weights
 
 from test_faults import exported_weights
 
@@ -79,12 +79,14 @@ def test_training_time_adds_up_over_resumed_runs(tmp_path):
     # A checkpoint written before the time was counted still restores; the
     # total is then unknown (NaN), not the last run's time alone.
     older = make_trainer(tmp_path / "older", train_steps=2)
-    fields = {k: v for k, v in older._checkpointed.items() if k != "train_seconds"}
+    fields = {k: v for k, v in older._checkpointed.items()
+              if k not in trainer_lib.LATER_VARIABLES}
     tf.train.CheckpointManager(tf.train.Checkpoint(**fields),
                                str(tmp_path / "older" / "checkpoints"),
                                max_to_keep=1).save(checkpoint_number=0)
     restored = make_trainer(tmp_path / "older", train_steps=2)
     assert np.isnan(restored.train_seconds.numpy())
+    assert int(restored.planned_steps.numpy()) == 0
     restored.fit(progress=False)
     assert int(restored.step.numpy()) == 2 and np.isnan(restored.train_seconds.numpy())
 
@@ -479,6 +481,81 @@ def test_learning_rate_warms_up_then_decays():
     assert values[0] == 0.0 and values[1] == pytest.approx(5e-4)
     assert values[2] == pytest.approx(1e-3)
     assert values[2] > values[3] > values[4] == pytest.approx(1e-5)
+
+
+def test_steps_that_fit_count_the_held_out_evaluations():
+    # 0.5 s per step plus a 10 s evaluation every 20 steps: 1 s per step.
+    assert budget.steps_that_fit(100.0, 0.5, 10.0, 20) == 100
+    assert budget.steps_that_fit(100.0, 0.5) == 200
+    assert budget.steps_that_fit(0.1, 0.5) == 1  # always at least one more step
+
+
+def test_learning_rate_decay_follows_its_variable_inside_the_step():
+    params = tiny_params(learning_rate=1e-3, warmup_steps=10, train_steps=110)
+    length = tf.Variable(trainer_lib.decay_steps(params), dtype=tf.int64)
+    schedule = tf.function(trainer_lib.learning_rate_schedule(params, length))
+    fixed = trainer_lib.learning_rate_schedule(params)
+    shorter = trainer_lib.learning_rate_schedule(params.replace(train_steps=60))
+    for step in (0, 5, 10, 35, 60, 110):
+        assert float(schedule(step)) == pytest.approx(float(fixed(step)))
+    length.assign(50)  # traced once, read at every call
+    for step in (5, 35, 60, 110):
+        assert float(schedule(step)) == pytest.approx(float(shorter(step)))
+    assert float(schedule(60)) == pytest.approx(1e-5)
+
+
+def fit_planned(model_dir, monkeypatch, more_steps, **changes):
+    """A fit_schedule run whose pace says `more_steps` fit after the plan;
+    returns the trainer and the arguments the plan was computed from."""
+    calls = []
+
+    def steps_that_fit(*args):
+        calls.append(args)
+        return more_steps
+
+    monkeypatch.setattr(budget, "PACE_STEPS", 2)
+    monkeypatch.setattr(budget, "steps_that_fit", steps_that_fit)
+    trainer = make_trainer(model_dir, **changes)
+    held_out = pipeline.held_out_batches(toy_dataset(), 1, trainer.params.timesteps, 4, 1)
+    trainer.fit(held_out, max_seconds=600, progress=False, fit_schedule=True)
+    return trainer, calls
+
+
+def test_fit_schedule_plans_at_the_end_of_the_warm_up_like_a_fixed_length(tmp_path,
+                                                                           monkeypatch):
+    changes = dict(warmup_steps=4, eval_every=3, ckpt_every=100)
+    planned, calls = fit_planned(tmp_path / "planned", monkeypatch, 5, train_steps=50,
+                                 **changes)
+    [(seconds_left, seconds_per_step, eval_seconds, eval_every)] = calls
+    assert 0 < seconds_left < 600 and seconds_per_step > 0 and eval_seconds > 0
+    assert eval_every == 3
+    # Planned at step 4 (the warm-up's end) for 5 more: the run ends at 9, its
+    # learning rate decayed to 1%, exactly as a run told --train_steps=9.
+    assert int(planned.step.numpy()) == 9 and planned.params.train_steps == 9
+    assert int(planned.planned_steps.numpy()) == 9
+    assert float(planned.optimizer.learning_rate) == pytest.approx(
+        planned.params.learning_rate * 0.01)
+    with open(tmp_path / "planned" / "params.json", encoding="utf-8") as handle:
+        assert json.load(handle)["train_steps"] == 9
+    fixed = make_trainer(tmp_path / "fixed", train_steps=9, **changes)
+    fixed.fit(progress=False)
+    for a, b in zip(weights_of(planned.model), weights_of(fixed.model)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_resumed_run_keeps_its_plan_unless_told_otherwise(tmp_path, monkeypatch):
+    changes = dict(warmup_steps=4, ckpt_every=1)
+    fit_planned(tmp_path / "run", monkeypatch, 2, train_steps=50, **changes)
+    # The same command again (its --train_steps=50 included): no new plan, no step.
+    resumed, calls = fit_planned(tmp_path / "run", monkeypatch, 7, train_steps=50, **changes)
+    assert calls == [] and int(resumed.step.numpy()) == 6
+    assert resumed.params.train_steps == 6 and int(resumed.decay_steps.numpy()) == 2
+    # Without --fit_schedule the flags decide, as in any resumed run.
+    extended = make_trainer(tmp_path / "run", train_steps=8, **changes)
+    extended.fit(progress=False)
+    assert int(extended.step.numpy()) == 8 and int(extended.decay_steps.numpy()) == 4
+    with pytest.raises(ValueError, match="fit_schedule plans the run to fit max_seconds"):
+        extended.fit(progress=False, fit_schedule=True)
 
 
 @pytest.mark.parametrize("folder", ["midi", os.path.join("midi", "guide")])

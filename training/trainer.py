@@ -23,7 +23,7 @@ import models
 import params as params_lib
 from data import midi_io
 from diffusion import process, rolling, schedules, time_warp
-from training import pipeline, summaries
+from training import budget, pipeline, summaries
 
 # Fields that may change when a run is resumed; any other change is refused.
 RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "ckpt_every",
@@ -31,16 +31,26 @@ RESUMABLE_FIELDS = {"train_steps", "log_every", "eval_every", "ckpt_every",
                     "sample_every", "jit_compile", "sampler", "sample_steps",
                     "sample_temperature", "sample_spacing", "sample_rolling", "guidance",
                     "guidance_max_t", "guidance_groups", "export_average"}
+# Checkpointed variables that older checkpoints lack, and the value a run
+# resumed from one gets: the training time is then unknown, and no plan was made.
+LATER_VARIABLES = {"train_seconds": np.nan, "planned_steps": 0}
 NUM_T_BUCKETS = 10
 LOSS_SCALE_PERIOD = 2000
 
 
-def learning_rate_schedule(params):
-    """Linear warm-up to params.learning_rate, then cosine decay to 1% of it."""
-    decay_steps = max(params.train_steps - params.warmup_steps, 1)
+def decay_steps(params):
+    """Steps of the cosine decay: the run's steps after the warm-up."""
+    return max(params.train_steps - params.warmup_steps, 1)
+
+
+def learning_rate_schedule(params, decay_steps_variable=None):
+    """Linear warm-up to params.learning_rate, then cosine decay to 1% of it
+    (over `decay_steps_variable` where given, a tf.Variable the trainer can
+    re-plan, see budget.py; else over decay_steps(params))."""
+    decay_steps_ = decay_steps(params) if decay_steps_variable is None else decay_steps_variable
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if params.warmup_steps else params.learning_rate,
-        decay_steps=decay_steps, alpha=0.01,
+        decay_steps=decay_steps_, alpha=0.01,
         warmup_target=params.learning_rate if params.warmup_steps else None,
         warmup_steps=params.warmup_steps)
 
@@ -138,8 +148,16 @@ class Trainer:
             self.model = build_denoiser(params, features, groups)
             self.ema_model = build_denoiser(params, features, groups)
             self.ema_model.set_weights(self.model.get_weights())
+            # The schedule reads its length from a variable, so that a run can
+            # be re-planned (fit_schedule) without retracing the step.
+            self.decay_steps = tf.Variable(decay_steps(params), dtype=tf.int64,
+                                           trainable=False, name="decay_steps")
+            # The train_steps fit(fit_schedule=True) planned (0: none), kept in
+            # the checkpoint so that a resumed run keeps its plan.
+            self.planned_steps = tf.Variable(0, dtype=tf.int64, trainable=False,
+                                             name="planned_steps")
             self.optimizer = keras.optimizers.AdamW(
-                learning_rate=learning_rate_schedule(params),
+                learning_rate=learning_rate_schedule(params, self.decay_steps),
                 weight_decay=params.weight_decay)
             self.optimizer.exclude_from_weight_decay(var_names=["bias", "gamma", "beta"])
             # Built here, inside the scope: a distributed first step cannot create them.
@@ -325,7 +343,8 @@ class Trainer:
             ema_weights=[v.value for v in self.ema_model.weights],
             optimizer=self.optimizer, step=self.step, skipped=self.skipped,
             best_eval_loss=self.best_eval_loss, loss_scale=self.loss_scale,
-            good_steps=self.good_steps, train_seconds=self.train_seconds, **warp)
+            good_steps=self.good_steps, train_seconds=self.train_seconds,
+            planned_steps=self.planned_steps, **warp)
         self.checkpoint = tf.train.Checkpoint(**self._checkpointed)
         self.manager = tf.train.CheckpointManager(
             self.checkpoint, self._checkpoint_dir("checkpoints"),
@@ -355,13 +374,13 @@ class Trainer:
             self._write_params()
         latest = latest_checkpoint(self.model_dir)
         if latest is not None:
-            if any(name.startswith("train_seconds/")
-                   for name, _ in tf.train.list_variables(latest)):
-                self.checkpoint.restore(latest).assert_existing_objects_matched()
-            else:  # written before the training time was counted
-                older = {k: v for k, v in self._checkpointed.items() if k != "train_seconds"}
-                tf.train.Checkpoint(**older).restore(latest).assert_existing_objects_matched()
-                self.train_seconds.assign(np.nan)
+            saved = {name.split("/")[0] for name, _ in tf.train.list_variables(latest)}
+            missing = {name: value for name, value in LATER_VARIABLES.items()
+                       if name not in saved}
+            present = {k: v for k, v in self._checkpointed.items() if k not in missing}
+            tf.train.Checkpoint(**present).restore(latest).assert_existing_objects_matched()
+            for name, value in missing.items():
+                self._checkpointed[name].assign(value)
         self._start_iterator()
         return latest is not None
 
@@ -427,9 +446,46 @@ class Trainer:
         return path
 
     # -- the loop ----------------------------------------------------------------------
-    def fit(self, held_out=None, max_seconds=None, progress=True):
+    def set_train_steps(self, train_steps):
+        """Lays the run (its loop and learning-rate decay) out for `train_steps`."""
+        self.params = dataclasses.replace(self.params, train_steps=int(train_steps))
+        self.decay_steps.assign(decay_steps(self.params))
+
+    def _plan(self, step, seconds_left, pace, held_out):
+        """The train_steps that fit in `seconds_left` at the run's pace (the same
+        on every worker); times a held-out evaluation first if none was."""
+        evaluating = held_out is not None
+        if evaluating and pace.eval_seconds is None:
+            started = time.perf_counter()
+            self.evaluate(held_out)
+            pace.eval_seconds = time.perf_counter() - started
+        planned = step + budget.steps_that_fit(
+            seconds_left, pace.seconds_per_step(), pace.eval_seconds or 0.0,
+            self.params.eval_every if evaluating else 0)
+        # Workers time their own steps; they must agree on one plan.
+        per_replica = self.strategy.run(lambda: tf.constant(float(planned)))
+        return round(float(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica,
+                                                axis=None)))
+
+    def _adopt_plan(self, planned):
+        self.set_train_steps(planned)
+        self.planned_steps.assign(planned)
+        if self.is_chief:
+            self._write_params()
+
+    def fit(self, held_out=None, max_seconds=None, progress=True, fit_schedule=False):
         """Trains until params.train_steps, max_seconds, early stopping or too many
-        non-finite updates in a row; returns a TrainResult."""
+        non-finite updates in a row; returns a TrainResult.
+
+        fit_schedule (needs max_seconds): at the end of the warm-up, re-plan
+        train_steps to what fits in the time left (budget.py); a run resumed
+        after its plan keeps it.
+        """
+        if fit_schedule and max_seconds is None:
+            raise ValueError("fit_schedule plans the run to fit max_seconds; give both")
+        if fit_schedule and int(self.planned_steps.numpy()):
+            self.set_train_steps(int(self.planned_steps.numpy()))
+            print(f"keeps its planned schedule of {self.params.train_steps} steps")
         params = self.params
         writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
                   if self.is_chief else tf.summary.create_noop_writer())
@@ -444,9 +500,26 @@ class Trainer:
         history = {"loss": [], "eval_loss_ema": []}
         nonfinite_streak, evals_without_gain, stop_reason = 0, 0, None
         step = start_step
+        pace = budget.Pace(start_step, params.warmup_steps)
+        planning = fit_schedule and not int(self.planned_steps.numpy())
         while step < params.train_steps:
+            step_started = time.perf_counter()
             loss, grad_norm, applied = self.train_step(self.iterator)
             step = int(self.step.numpy())
+            pace.record_step(step, time.perf_counter() - step_started)
+            if planning and step >= pace.plan_step:
+                planning = False
+                self._adopt_plan(self._plan(step, max_seconds - (time.time() - started),
+                                            pace, held_out))
+                params = self.params
+                bar.total = params.train_steps
+                bar.refresh()
+                bar.write(f"planned {params.train_steps} steps to fit --max_minutes "
+                          f"({pace.seconds_per_step():.3f} s per step" +
+                          (f", {pace.eval_seconds:.1f} s per held-out evaluation"
+                           if pace.eval_seconds is not None else "") + ")" +
+                          (f"; --train_steps={params.train_steps} repeats this schedule"
+                           if step <= params.warmup_steps else ""))
             last_loss = float(loss.numpy())
             bar.update(1)
             if bool(applied.numpy()):
@@ -488,7 +561,9 @@ class Trainer:
             # (Also where time runs out: the export describes the final weights.)
             if held_out is not None and (step % params.eval_every == 0 or out_of_time
                                          or step == params.train_steps):
+                eval_started = time.perf_counter()
                 eval_losses = self.evaluate(held_out)
+                pace.eval_seconds = time.perf_counter() - eval_started
                 with writer.as_default(step=step):
                     for name, value in eval_losses.items():
                         tf.summary.scalar(name, value)
