@@ -5,6 +5,7 @@ write leaves the previous checkpoint usable."""
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -194,28 +195,40 @@ def free_ports(count):
     return ports
 
 
-def test_two_local_workers_train_and_the_chief_checkpoints(data_flags, tmp_path):
-    train([*data_flags, "--prepare_only"])  # the cache, built once before both start
+def start_workers(data_flags, model_dir, *flags_per_worker):
+    """Two train.py processes of one MultiWorkerMirroredStrategy cluster on
+    this machine; worker i gets flags_per_worker[i] too."""
     workers = [f"127.0.0.1:{port}" for port in free_ports(2)]
-    model_dir = tmp_path / "multi"
     processes = []
-    for index in range(2):
+    for index, extra in enumerate(flags_per_worker):
         env = {**ENV, "TF_CONFIG": json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})}
         processes.append(subprocess.Popen(
             [sys.executable, "train.py", *data_flags, "--strategy=multiworker",
-             "--train_steps=3", "--ckpt_every=1", "--eval_every=1000",
-             f"--model_dir={model_dir}", f"--export={tmp_path / 'exported'}",
-             "--export_average=2"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True))
+             "--eval_every=1000", f"--model_dir={model_dir}", *extra], cwd=ROOT, env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    return processes
+
+
+def finish(processes, timeout=240):
+    """Each worker's (returncode, stdout, stderr); kills any still running."""
     try:
-        outputs = [process.communicate(timeout=240) for process in processes]
+        outputs = [process.communicate(timeout=timeout) for process in processes]
     finally:
         for process in processes:
             if process.poll() is None:
                 process.kill()
-    for process, (stdout, stderr) in zip(processes, outputs):
-        assert process.returncode == 0, stderr[-3000:]
+    return [(process.returncode, *output) for process, output in zip(processes, outputs)]
+
+
+def test_two_local_workers_train_and_the_chief_checkpoints(data_flags, tmp_path):
+    train([*data_flags, "--prepare_only"])  # the cache, built once before both start
+    model_dir = tmp_path / "multi"
+    flags = ["--train_steps=3", "--ckpt_every=1", f"--export={tmp_path / 'exported'}",
+             "--export_average=2"]
+    for returncode, stdout, stderr in finish(start_workers(data_flags, model_dir,
+                                                           flags, flags)):
+        assert returncode == 0, stderr[-3000:]
         assert "replicas: 2" in stdout
     checkpoints = os.listdir(model_dir / "checkpoints")
     assert "ckpt-3.index" in checkpoints
@@ -224,3 +237,29 @@ def test_two_local_workers_train_and_the_chief_checkpoints(data_flags, tmp_path)
     metadata = json.load(open(tmp_path / "exported" / "metadata.json"))
     assert metadata["averaged_checkpoints"] == [2, 3]
     assert np.isfinite(metadata["eval_losses"]["eval_loss_ema"])
+
+
+def stopped_at(stdout):
+    return int(re.search(r"stopped at step (\d+)", stdout).group(1))
+
+
+def test_a_signal_to_one_worker_stops_every_worker_with_a_checkpoint(data_flags, tmp_path):
+    """A worker that stopped alone would leave the other waiting in the next
+    all-reduce: the workers agree after each step on stopping, for a signal as
+    for the time limit (the same agreement)."""
+    train([*data_flags, "--prepare_only"])
+    model_dir = tmp_path / "signalled"
+    long_run = ["--train_steps=100000", "--ckpt_every=1000"]
+    processes = start_workers(data_flags, model_dir, long_run, long_run)
+    deadline = time.time() + 180
+    while not (model_dir / "train").exists() and time.time() < deadline:
+        time.sleep(0.5)  # the chief's summaries: the loop has started
+    time.sleep(5)
+    processes[1].send_signal(signal.SIGINT)  # worker 1, not the chief
+    results = finish(processes)
+    steps = set()
+    for returncode, stdout, stderr in results:
+        assert returncode == 130, stderr[-3000:]
+        steps.add(stopped_at(stdout))
+    [step] = steps
+    assert f"ckpt-{step}.index" in os.listdir(model_dir / "checkpoints")

@@ -133,7 +133,7 @@ def test_a_stop_request_ends_the_run_with_a_checkpoint(tmp_path):
     result = trainer.fit(progress=False)
     assert result.step == 1 and result.interrupted
     assert result.stop_reason.startswith("interrupted at step 1: checkpoint saved")
-    resumed = make_trainer(tmp_path, train_steps=50)
+    resumed = make_trainer(tmp_path, train_steps=2)
     assert int(resumed.step.numpy()) == 1  # saved, though ckpt_every is 1000
     assert not resumed.stop_requested.is_set()
     assert not resumed.fit(progress=False).interrupted
@@ -221,7 +221,8 @@ def seed_log_encoding():
 
 def test_overfit_batches_loss_falls_tenfold(tmp_path):
     trainer = make_trainer(tmp_path, train_steps=200, learning_rate=3e-3, warmup_steps=10,
-                           overfit_batches=1, log_every=10, eval_every=1000)
+                           overfit_batches=1, log_every=10, eval_every=1000,
+                           ckpt_every=1000)
     result = trainer.fit(progress=False)
     assert result.step == 200
     losses = [float(tf.make_ndarray(event.tensor_proto))

@@ -36,12 +36,19 @@ class Pace:
         self.plan_step = max(warmup_steps, start_step + 1 + PACE_STEPS)
         self.step_seconds = 0.0
         self.steps = 0
+        self.evaluations = 0
         self.eval_seconds = None
 
     def record_step(self, step, seconds):
         if step > self.start_step + 1:
             self.step_seconds += seconds
             self.steps += 1
+
+    def record_evaluation(self, seconds):
+        """The latest held-out evaluation's time (the first one traces; a
+        plan waits for a second)."""
+        self.evaluations += 1
+        self.eval_seconds = seconds
 
     def seconds_per_step(self):
         return self.step_seconds / max(self.steps, 1)

@@ -138,6 +138,8 @@ class Trainer:
         self.model_dir = model_dir
         self.strategy = strategy or tf.distribute.get_strategy()
         self.is_chief = is_chief
+        self.multi_worker = isinstance(self.strategy,
+                                       tf.distribute.MultiWorkerMirroredStrategy)
         self.groups = groups
         self.schedule = schedules.get_schedule(params.schedule, params.timesteps)
         self.global_batch = params.batch_size
@@ -453,12 +455,14 @@ class Trainer:
 
     def _plan(self, step, seconds_left, pace, held_out):
         """The train_steps that fit in `seconds_left` at the run's pace (the same
-        on every worker); times a held-out evaluation first if none was."""
+        on every worker); evaluates until an evaluation after the first (which
+        traces) has been timed."""
         evaluating = held_out is not None
-        if evaluating and pace.eval_seconds is None:
+        while evaluating and pace.evaluations < 2:
             started = time.perf_counter()
             self.evaluate(held_out)
-            pace.eval_seconds = time.perf_counter() - started
+            pace.record_evaluation(time.perf_counter() - started)
+            seconds_left -= pace.eval_seconds
         planned = step + budget.steps_that_fit(
             seconds_left, pace.seconds_per_step(), pace.eval_seconds or 0.0,
             self.params.eval_every if evaluating else 0)
@@ -466,6 +470,18 @@ class Trainer:
         per_replica = self.strategy.run(lambda: tf.constant(float(planned)))
         return round(float(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica,
                                                 axis=None)))
+
+    def _on_any_worker(self, out_of_time, stop_requested):
+        """Whether any worker ran out of time (their clocks differ), and sets
+        `stop_requested` where any worker's is set (a signal reaches one process):
+        a worker that stopped alone would leave the others waiting in the next
+        step's all-reduce for ever."""
+        local = tf.constant([float(out_of_time), float(stop_requested.is_set())])
+        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
+                                     self.strategy.run(lambda: local), axis=None).numpy()
+        if total[1] > 0:
+            stop_requested.set()
+        return bool(total[0] > 0)
 
     def _adopt_plan(self, planned):
         self.set_train_steps(planned)
@@ -554,6 +570,8 @@ class Trainer:
                                         seed=params.seed,
                                         time_warp=self.time_warp_curve()["probabilities"])
             out_of_time = max_seconds is not None and time.time() - started > max_seconds
+            if self.multi_worker:
+                out_of_time = self._on_any_worker(out_of_time, self.stop_requested)
             if self.stop_requested.is_set() and not stop_reason:
                 stop_reason = (f"interrupted at step {step}: checkpoint saved; the same "
                                "command resumes the run")
@@ -563,7 +581,7 @@ class Trainer:
                                          or step == params.train_steps):
                 eval_started = time.perf_counter()
                 eval_losses = self.evaluate(held_out)
-                pace.eval_seconds = time.perf_counter() - eval_started
+                pace.record_evaluation(time.perf_counter() - eval_started)
                 with writer.as_default(step=step):
                     for name, value in eval_losses.items():
                         tf.summary.scalar(name, value)
