@@ -522,8 +522,8 @@ def fit_planned(model_dir, monkeypatch, more_steps, **changes):
     return trainer, calls
 
 
-def test_fit_schedule_plans_at_the_end_of_the_warm_up_like_a_fixed_length(tmp_path,
-                                                                           monkeypatch):
+def test_fit_schedule_plans_like_a_fixed_length_and_a_resumed_run_keeps_it(tmp_path,
+                                                                          monkeypatch):
     changes = dict(warmup_steps=4, eval_every=3, ckpt_every=100)
     planned, calls = fit_planned(tmp_path / "planned", monkeypatch, 5, train_steps=50,
                                  **changes)
@@ -543,18 +543,15 @@ def test_fit_schedule_plans_at_the_end_of_the_warm_up_like_a_fixed_length(tmp_pa
     for a, b in zip(weights_of(planned.model), weights_of(fixed.model)):
         np.testing.assert_array_equal(a, b)
 
-
-def test_a_resumed_run_keeps_its_plan_unless_told_otherwise(tmp_path, monkeypatch):
-    changes = dict(warmup_steps=4, ckpt_every=1)
-    fit_planned(tmp_path / "run", monkeypatch, 2, train_steps=50, **changes)
-    # The same command again (its --train_steps=50 included): no new plan, no step.
-    resumed, calls = fit_planned(tmp_path / "run", monkeypatch, 7, train_steps=50, **changes)
-    assert calls == [] and int(resumed.step.numpy()) == 6
-    assert resumed.params.train_steps == 6 and int(resumed.decay_steps.numpy()) == 2
-    # Without --fit_schedule the flags decide, as in any resumed run.
-    extended = make_trainer(tmp_path / "run", train_steps=8, **changes)
+    # The same command again (its train_steps=50 included): no new plan, no step.
+    resumed, calls = fit_planned(tmp_path / "planned", monkeypatch, 7, train_steps=50,
+                                 **changes)
+    assert calls == [] and int(resumed.step.numpy()) == 9
+    assert resumed.params.train_steps == 9 and int(resumed.decay_steps.numpy()) == 5
+    # Without fit_schedule the flags decide, as in any resumed run.
+    extended = make_trainer(tmp_path / "planned", train_steps=11, **changes)
     extended.fit(progress=False)
-    assert int(extended.step.numpy()) == 8 and int(extended.decay_steps.numpy()) == 4
+    assert int(extended.step.numpy()) == 11 and int(extended.decay_steps.numpy()) == 7
     with pytest.raises(ValueError, match="fit_schedule plans the run to fit max_seconds"):
         extended.fit(progress=False, fit_schedule=True)
 
