@@ -525,7 +525,8 @@ def fit_planned(model_dir, monkeypatch, more_steps, **changes):
 def test_fit_schedule_plans_like_a_fixed_length_and_a_resumed_run_keeps_it(tmp_path,
                                                                           monkeypatch):
     changes = dict(warmup_steps=4, eval_every=3, ckpt_every=100)
-    planned, calls = fit_planned(tmp_path / "planned", monkeypatch, 5, train_steps=50,
+    # (train_steps=3 ends before the plan is due: the plan replaces it.)
+    planned, calls = fit_planned(tmp_path / "planned", monkeypatch, 5, train_steps=3,
                                  **changes)
     [(seconds_left, seconds_per_step, eval_seconds, eval_every)] = calls
     assert 0 < seconds_left < 600 and seconds_per_step > 0 and eval_seconds > 0
@@ -543,8 +544,8 @@ def test_fit_schedule_plans_like_a_fixed_length_and_a_resumed_run_keeps_it(tmp_p
     for a, b in zip(weights_of(planned.model), weights_of(fixed.model)):
         np.testing.assert_array_equal(a, b)
 
-    # The same command again (its train_steps=50 included): no new plan, no step.
-    resumed, calls = fit_planned(tmp_path / "planned", monkeypatch, 7, train_steps=50,
+    # The same command again (its train_steps=3 included): no new plan, no step.
+    resumed, calls = fit_planned(tmp_path / "planned", monkeypatch, 7, train_steps=3,
                                  **changes)
     assert calls == [] and int(resumed.step.numpy()) == 9
     assert resumed.params.train_steps == 9 and int(resumed.decay_steps.numpy()) == 5

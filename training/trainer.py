@@ -518,7 +518,7 @@ class Trainer:
         step = start_step
         pace = budget.Pace(start_step, params.warmup_steps)
         planning = fit_schedule and not int(self.planned_steps.numpy())
-        while step < params.train_steps:
+        while step < params.train_steps or planning:  # (the plan replaces train_steps)
             step_started = time.perf_counter()
             loss, grad_norm, applied = self.train_step(self.iterator)
             step = int(self.step.numpy())
