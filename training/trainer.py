@@ -47,10 +47,10 @@ def learning_rate_schedule(params, decay_steps_variable=None):
     """Linear warm-up to params.learning_rate, then cosine decay to 1% of it
     (over `decay_steps_variable` where given, a tf.Variable the trainer can
     re-plan, see budget.py; else over decay_steps(params))."""
-    decay_steps_ = decay_steps(params) if decay_steps_variable is None else decay_steps_variable
+    length = decay_steps(params) if decay_steps_variable is None else decay_steps_variable
     return keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0 if params.warmup_steps else params.learning_rate,
-        decay_steps=decay_steps_, alpha=0.01,
+        decay_steps=length, alpha=0.01,
         warmup_target=params.learning_rate if params.warmup_steps else None,
         warmup_steps=params.warmup_steps)
 
@@ -467,18 +467,21 @@ class Trainer:
             seconds_left, pace.seconds_per_step(), pace.eval_seconds or 0.0,
             self.params.eval_every if evaluating else 0)
         # Workers time their own steps; they must agree on one plan.
-        per_replica = self.strategy.run(lambda: tf.constant(float(planned)))
-        return round(float(self.strategy.reduce(tf.distribute.ReduceOp.MEAN, per_replica,
-                                                axis=None)))
+        return round(float(self._across_replicas([planned], tf.distribute.ReduceOp.MEAN)[0]))
+
+    def _across_replicas(self, values, reduce_op):
+        """This process's `values` (floats) reduced with `reduce_op` over every replica."""
+        local = tf.constant(values, tf.float32)
+        return self.strategy.reduce(reduce_op, self.strategy.run(lambda: local),
+                                    axis=None).numpy()
 
     def _on_any_worker(self, out_of_time, stop_requested):
         """Whether any worker ran out of time (their clocks differ), and sets
         `stop_requested` where any worker's is set (a signal reaches one process):
         a worker that stopped alone would leave the others waiting in the next
         step's all-reduce for ever."""
-        local = tf.constant([float(out_of_time), float(stop_requested.is_set())])
-        total = self.strategy.reduce(tf.distribute.ReduceOp.SUM,
-                                     self.strategy.run(lambda: local), axis=None).numpy()
+        total = self._across_replicas([out_of_time, stop_requested.is_set()],
+                                      tf.distribute.ReduceOp.SUM)
         if total[1] > 0:
             stop_requested.set()
         return bool(total[0] > 0)
