@@ -119,9 +119,8 @@ def _inside(path, folder) -> bool:
 
 def check_flags(params, model_dir):
     """Refuses flag combinations before any data is prepared or anything is
-    deleted, so that a misused flag costs neither time nor a run."""
-    from training import trainer as trainer_lib, weights
-
+    deleted, so that a misused flag costs neither time nor a run (the flag
+    checks come before TensorFlow loads, so they answer in a second)."""
     if FLAGS.prepare_only:
         return
     for flag in ("export_average", "export_only"):
@@ -142,6 +141,8 @@ def check_flags(params, model_dir):
             if path and _inside(path, model_dir):
                 raise app.UsageError(f"--restart would delete --{flag}={path}, which is "
                                      f"inside --model_dir={model_dir}")
+    from training import trainer as trainer_lib, weights
+
     resuming = not FLAGS.restart and trainer_lib.latest_checkpoint(model_dir)
     if FLAGS.export_only and not resuming:
         raise ValueError(f"{model_dir} holds no checkpoint to export; train it first")

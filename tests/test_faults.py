@@ -21,6 +21,10 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ROOT}
 
 pytestmark = pytest.mark.slow
 
+# A one-block transformer (test_training.tiny_params): these runs test the
+# command line and its faults, which need a model that traces fast, not the U-Net.
+TINY_MODEL = ["--preset=midi_tiny", "--seq_len=16", "--model=transformer", "--num_layers=1"]
+
 
 def tiny_data(folder):
     """A small folder dataset (cached once per folder by train.py)."""
@@ -45,7 +49,7 @@ def tiny_data(folder):
 def data_flags(tmp_path_factory):
     base = tmp_path_factory.mktemp("faults")
     folder = tiny_data(str(base / "midi"))
-    return ["--preset=midi_tiny", "--seq_len=16", "--dataset=folder", f"--data_dir={folder}",
+    return [*TINY_MODEL, "--dataset=folder", f"--data_dir={folder}",
             "--test_fraction=0.3", f"--cache_dir={base / 'cache'}", "--progress=false",
             "--sample_every=0", "--seed=3"]
 

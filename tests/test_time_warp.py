@@ -9,6 +9,8 @@ import params as params_lib
 from diffusion import samplers, schedules, time_warp
 from training import sampling, trainer as trainer_lib
 
+from test_training import tiny_params
+
 T = 1000
 B = time_warp.NUM_BUCKETS
 
@@ -77,9 +79,8 @@ def test_moving_averages_are_exact_means_then_decay():
 
 
 def categorical_trainer(model_dir, jit_compile=False, **changes):
-    params = params_lib.get_preset("midi_tiny").replace(
-        seq_len=16, prediction="categorical", schedule="cosine", time_warping=True,
-        **changes)
+    params = tiny_params(prediction="categorical", schedule="cosine", time_warping=True,
+                         **changes)
     trainer = trainer_lib.Trainer(params, 3, str(model_dir), jit_compile=jit_compile,
                                   groups=[3])
     rng = np.random.default_rng(0)
@@ -193,7 +194,7 @@ def test_a_skipped_step_leaves_the_curve_alone(tmp_path):
 
 
 def test_runs_without_warping_keep_the_old_checkpoint_layout(tmp_path):
-    params = params_lib.get_preset("midi_tiny").replace(seq_len=16, train_steps=1)
+    params = tiny_params(train_steps=1)
     trainer = trainer_lib.Trainer(params, 3, str(tmp_path))
     trainer.attach(tf.data.Dataset.from_tensor_slices(
         {"notes": np.zeros((8, 16, 3), np.float32)}))

@@ -504,11 +504,14 @@ class Trainer:
             raise ValueError("fit_schedule plans the run to fit max_seconds; give both")
         if fit_schedule and int(self.planned_steps.numpy()):
             self.set_train_steps(int(self.planned_steps.numpy()))
-            print(f"keeps its planned schedule of {self.params.train_steps} steps")
+            if self.is_chief:
+                print(f"keeps its planned schedule of {self.params.train_steps} steps")
         params = self.params
         writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
                   if self.is_chief else tf.summary.create_noop_writer())
-        if self.is_chief:
+        planning = fit_schedule and not int(self.planned_steps.numpy())
+        # (A planned run's, once planned: the HParams tab shows its train_steps.)
+        if self.is_chief and not planning:
             summaries.write_hparams(writer, params)
         start_step = int(self.step.numpy())
         started, seconds_before = time.time(), float(self.train_seconds.numpy())
@@ -520,7 +523,6 @@ class Trainer:
         nonfinite_streak, evals_without_gain, stop_reason = 0, 0, None
         step = start_step
         pace = budget.Pace(start_step, params.warmup_steps)
-        planning = fit_schedule and not int(self.planned_steps.numpy())
         while step < params.train_steps or planning:  # (the plan replaces train_steps)
             step_started = time.perf_counter()
             loss, grad_norm, applied = self.train_step(self.iterator)
@@ -533,12 +535,14 @@ class Trainer:
                 params = self.params
                 bar.total = params.train_steps
                 bar.refresh()
-                bar.write(f"planned {params.train_steps} steps to fit --max_minutes "
-                          f"({pace.seconds_per_step():.3f} s per step" +
-                          (f", {pace.eval_seconds:.1f} s per held-out evaluation"
-                           if pace.eval_seconds is not None else "") + ")" +
-                          (f"; --train_steps={params.train_steps} repeats this schedule"
-                           if step <= params.warmup_steps else ""))
+                if self.is_chief:
+                    summaries.write_hparams(writer, params)
+                    bar.write(f"planned {params.train_steps} steps to fit --max_minutes "
+                              f"({pace.seconds_per_step():.3f} s per step" +
+                              (f", {pace.eval_seconds:.1f} s per held-out evaluation"
+                               if pace.eval_seconds is not None else "") + ")" +
+                              (f"; --train_steps={params.train_steps} repeats this "
+                               "schedule" if step <= params.warmup_steps else ""))
             last_loss = float(loss.numpy())
             bar.update(1)
             if bool(applied.numpy()):
@@ -606,6 +610,8 @@ class Trainer:
             if out_of_time or stop_reason:
                 break
         bar.close()
+        if self.is_chief and planning:  # stopped before the plan was due
+            summaries.write_hparams(writer, params)
         writer.flush()
         if self.is_chief and history["loss"]:
             summaries.save_loss_plot(os.path.join(self.model_dir, "loss.png"), history)
