@@ -164,11 +164,13 @@ def main(argv):
     paths = output_paths(folder, FLAGS.n, FLAGS.wav, FLAGS.png, domain)
     check_free(paths, FLAGS.overwrite)
 
-    from training import sampling, weights
+    from training import weights
 
     weights_dir = FLAGS.weights or os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                 "weights", domain)
-    loaded = weights.load(weights_dir)
+    loaded = weights.load(weights_dir)  # (a missing folder is refused before TF loads)
+    from training import sampling
+
     if loaded.params.domain != domain:
         raise ValueError(f"{weights_dir} holds a {loaded.params.domain} model; pass "
                          f"--domain={loaded.params.domain} or other --weights")

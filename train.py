@@ -22,14 +22,14 @@ from absl import app, flags
 
 import data
 import params as params_lib
+from training.weights import STORAGE_DTYPES  # (light: TensorFlow loads later)
 
 params_lib.define_flags()
 flags.DEFINE_string("model_dir", None, "checkpoints and TensorBoard logs "
                     "(default runs/<preset>)")
 flags.DEFINE_boolean("prepare_only", False, "build the dataset cache, print its summary, stop")
 flags.DEFINE_string("export", None, "write the EMA weights folder here after training")
-# training.weights.STORAGE_DTYPES (spelled out: importing it loads TensorFlow)
-flags.DEFINE_enum("export_dtype", "float32", ["float32", "float16"],
+flags.DEFINE_enum("export_dtype", "float32", list(STORAGE_DTYPES),
                   "how --export stores the weights (float16 halves the file)")
 flags.DEFINE_boolean("export_only", False, "restore the latest checkpoint of --model_dir "
                      "and export it (with --export_average, the average), training nothing")

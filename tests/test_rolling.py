@@ -132,7 +132,9 @@ def test_unet_takes_a_time_per_note():
 
 
 def test_rolling_training_draws_a_time_per_note(tmp_path):
-    trainer = categorical_trainer(tmp_path, rolling_share=0.5, rolling_width=4.0)
+    # (a time per note needs the U-Net's per-note time embedding)
+    trainer = categorical_trainer(tmp_path, rolling_share=0.5, rolling_width=4.0,
+                                  model="causal_unet")
     batch = {"x_0": -tf.ones([4, 16, 3]), "t": tf.zeros([4], tf.int32),
              "noise": tf.zeros([4, 16, 3]), "self_condition": tf.zeros([4], tf.bool),
              "u": tf.constant([0.5, 0.5, 0.5, 0.5]),

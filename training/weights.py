@@ -26,7 +26,6 @@ import numpy as np
 
 import params as params_lib
 from data import encodings
-from training.trainer import build_denoiser
 
 WEIGHTS_FILE = "ema.weights.h5"
 FILES = ("params.json", "encoding.json", WEIGHTS_FILE, "metadata.json")
@@ -208,6 +207,10 @@ def load(weights_dir) -> LoadedWeights:
             encoding = encodings.from_config(json.load(handle))
         with open(os.path.join(weights_dir, "metadata.json"), encoding="utf-8") as handle:
             metadata = json.load(handle)
+        # (Imported here: TensorFlow takes seconds to load, and the checks
+        # above answer a missing or incomplete folder before it does.)
+        from training.trainer import build_denoiser
+
         model = build_denoiser(params, encoding.num_features,
                                encoding.categorical_groups)
         model.load_weights(os.path.join(weights_dir, WEIGHTS_FILE))
