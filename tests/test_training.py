@@ -51,14 +51,17 @@ def test_pipeline_randomness_depends_on_position_only():
     assert first["t"].dtype == tf.int32 and first["x_0"].shape == (4, 16, FEATURES)
 
 
-def test_resumed_run_ends_with_identical_weights(tmp_path):
-    straight = make_trainer(tmp_path / "straight", train_steps=6)
+# (Also the shipped U-Net, whose stages sit in Python lists that the
+# checkpoint must still reach.)
+@pytest.mark.parametrize("model", ["transformer", "causal_unet"])
+def test_resumed_run_ends_with_identical_weights(tmp_path, model):
+    straight = make_trainer(tmp_path / "straight", train_steps=6, model=model)
     straight.fit(progress=False)
     assert int(straight.step.numpy()) == 6
 
-    first_half = make_trainer(tmp_path / "resumed", train_steps=3, ckpt_every=3)
+    first_half = make_trainer(tmp_path / "resumed", train_steps=3, ckpt_every=3, model=model)
     first_half.fit(progress=False)
-    resumed = make_trainer(tmp_path / "resumed", train_steps=6)
+    resumed = make_trainer(tmp_path / "resumed", train_steps=6, model=model)
     assert int(resumed.step.numpy()) == 3  # restored, not restarted
     resumed.fit(progress=False)
     for a, b in zip(weights_of(straight.model), weights_of(resumed.model)):
