@@ -13,9 +13,9 @@ def pytest_addoption(parser):
 
 
 def pytest_collection_modifyitems(config, items):
-    # The default run takes about 10 minutes on 2 cores; the 17 slow
-    # end-to-end tests (CLI runs, kills and restarts, two workers) add about
-    # as much again, so they run when asked for: --runslow, or -m naming them.
+    # The slow end-to-end tests (CLI runs, kills and restarts, two workers)
+    # about double the default run (README, "Run the tests"), so they run
+    # when asked for: --runslow, or -m naming them.
     if config.getoption("--runslow") or "slow" in (config.getoption("markexpr") or ""):
         return
     skip = pytest.mark.skip(reason="slow end-to-end test: pass --runslow (CI does)")

@@ -147,6 +147,8 @@ def test_kill_inside_checkpoint_write_keeps_previous_checkpoint(data_flags, stra
     assert_same_weights(straight_weights, tmp_path / "weights")
 
 
+# The shipped architecture on purpose (not TINY_MODEL): its layers must give
+# the same step whether the batch is split over replicas or not.
 ONE_STEP = textwrap.dedent("""
     import sys
     import numpy as np

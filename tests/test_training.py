@@ -2,6 +2,8 @@
 
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -162,8 +164,8 @@ def test_stop_on_signals_sets_the_event_once_then_restores_the_handlers():
 
 def test_resume_refuses_other_architecture(tmp_path):
     make_trainer(tmp_path, train_steps=1)
-    with pytest.raises(ValueError, match=r"input_channels: 8 -> 12.*--restart"):
-        make_trainer(tmp_path, train_steps=1, input_channels=12)
+    with pytest.raises(ValueError, match=r"model_dim: 16 -> 32.*--restart"):
+        make_trainer(tmp_path, train_steps=1, model_dim=32)
 
 
 def test_nonfinite_updates_are_skipped_then_training_stops(tmp_path):
@@ -472,6 +474,15 @@ def test_float16_storage_refuses_values_out_of_range(tmp_path):
         weights.store_as(str(path), "float16")
     assert path.read_bytes() == before
     assert os.listdir(tmp_path) == ["big.weights.h5"]  # no staging file left
+
+
+def test_the_weights_module_loads_without_tensorflow():
+    """train.py's flag refusals and generate.py's missing-folder error come
+    before TensorFlow loads (seconds): both import training.weights first."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    code = ("import sys, training.weights; "
+            "sys.exit('tensorflow' in sys.modules or 'keras' in sys.modules)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=root).returncode == 0
 
 
 def test_weights_errors_are_one_line_with_a_remedy(tmp_path):

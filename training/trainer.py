@@ -510,7 +510,9 @@ class Trainer:
         writer = (tf.summary.create_file_writer(os.path.join(self.model_dir, "train"))
                   if self.is_chief else tf.summary.create_noop_writer())
         planning = fit_schedule and not int(self.planned_steps.numpy())
-        # (A planned run's, once planned: the HParams tab shows its train_steps.)
+        # A planned run's once planned, so that the HParams tab, which keeps a
+        # run's first record, shows its train_steps (one stopped before its
+        # plan writes them when resumed and planned).
         if self.is_chief and not planning:
             summaries.write_hparams(writer, params)
         start_step = int(self.step.numpy())
@@ -610,8 +612,6 @@ class Trainer:
             if out_of_time or stop_reason:
                 break
         bar.close()
-        if self.is_chief and planning:  # stopped before the plan was due
-            summaries.write_hparams(writer, params)
         writer.flush()
         if self.is_chief and history["loss"]:
             summaries.save_loss_plot(os.path.join(self.model_dir, "loss.png"), history)

@@ -200,6 +200,10 @@ def check_folder(weights_dir) -> None:
 def load(weights_dir) -> LoadedWeights:
     """Loads a weights folder, or raises WeightsError with a one-line remedy."""
     check_folder(weights_dir)
+    # (Imported here: TensorFlow takes seconds to load, and check_folder
+    # answers a missing or incomplete folder before it does.)
+    from training.trainer import build_denoiser
+
     try:
         with open(os.path.join(weights_dir, "params.json"), encoding="utf-8") as handle:
             params = params_lib.Params.from_dict(json.load(handle))
@@ -207,10 +211,6 @@ def load(weights_dir) -> LoadedWeights:
             encoding = encodings.from_config(json.load(handle))
         with open(os.path.join(weights_dir, "metadata.json"), encoding="utf-8") as handle:
             metadata = json.load(handle)
-        # (Imported here: TensorFlow takes seconds to load, and the checks
-        # above answer a missing or incomplete folder before it does.)
-        from training.trainer import build_denoiser
-
         model = build_denoiser(params, encoding.num_features,
                                encoding.categorical_groups)
         model.load_weights(os.path.join(weights_dir, WEIGHTS_FILE))
