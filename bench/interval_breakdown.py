@@ -8,8 +8,9 @@ and compares them with every training segment: the interval bins with the
 largest shares of the Jensen-Shannon divergence (evaluate.py's JS int), with
 the share of each bin that lies inside chords (to a note of the same onset), and,
 per onset gap, how often a note moves by a step (1-2 semitones) from the row
-before. The held-out split is never read, so what this shows may guide
-training choices. Prints markdown tables and writes
+before and how often an onset steps from a note ending there (its voice:
+metrics.midi.voice_step_shares_by_gap). The held-out split is never read, so
+what this shows may guide training choices. Prints markdown tables and writes
 bench/results/intervals_<name>.json.
 """
 
@@ -58,7 +59,8 @@ def interval_rows(generated_hist, reference_hist, top, generated_chord, referenc
 
 
 def gap_rows(generated, reference, min_share):
-    """(gap, Bach note share, generated note share, Bach step share, generated step share)."""
+    """(gap, Bach note share, generated note share, Bach step share, generated step
+    share) from two {gap: (count, step share)} dicts (notes or onsets)."""
     total_generated = sum(count for count, _ in generated.values())
     total_reference = sum(count for count, _ in reference.values())
     rows = []
@@ -69,6 +71,14 @@ def gap_rows(generated, reference, min_share):
         rows.append((gap, count / total_reference, generated_count / total_generated,
                      step_share, generated_step))
     return rows
+
+
+def print_gap_table(counted, steps, rows):
+    print(f"\n| onset gap (beats) | Bach {counted} | generated {counted} | Bach {steps} | "
+          f"generated {steps} |\n|---|---|---|---|---|")
+    for gap, bach_share, generated_share, bach_step, generated_step in rows:
+        print(f"| {gap:g} | {bach_share:.3f} | {generated_share:.3f} | {bach_step:.3f} | "
+              f"{generated_step:.3f} |")
 
 
 def main(argv):
@@ -102,6 +112,8 @@ def main(argv):
         sum(midi_metrics.interval_histogram(s, in_chord=True) for s in segments))
     gaps = gap_rows(midi_metrics.step_shares_by_gap(pieces),
                     midi_metrics.step_shares_by_gap(segments), FLAGS.min_share)
+    voices = gap_rows(midi_metrics.voice_step_shares_by_gap(pieces),
+                      midi_metrics.voice_step_shares_by_gap(segments), FLAGS.min_share)
     js = midi_metrics.js_divergence(generated_hist, reference_hist)
     print(f"{len(pieces)} pieces of {samples} against {len(segments)} training segments: "
           f"JS int {js:.4f}\n")
@@ -111,11 +123,8 @@ def main(argv):
         ratio = generated / bach if bach else float("inf")
         print(f"| {interval:+d} | {bach:.4f} | {generated:.4f} | {ratio:.2f} | {term:.5f} | "
               f"{bach_inside:.2f} | {generated_inside:.2f} |")
-    print("\n| onset gap (beats) | Bach notes | generated notes | Bach steps | generated steps |"
-          "\n|---|---|---|---|---|")
-    for gap, bach_share, generated_share, bach_step, generated_step in gaps:
-        print(f"| {gap:g} | {bach_share:.3f} | {generated_share:.3f} | {bach_step:.3f} | "
-              f"{generated_step:.3f} |")
+    print_gap_table("notes", "steps", gaps)
+    print_gap_table("onsets", "voice steps", voices)
     path = os.path.join("bench", "results", f"intervals_{name}.json")
     os.makedirs(os.path.dirname(path), exist_ok=True)
     evaluate.write_json(path, {
@@ -125,7 +134,9 @@ def main(argv):
                                 "bach_in_chords", "generated_in_chords"), row))
                       for row in intervals],
         "gaps": [dict(zip(("gap", "bach_notes", "generated_notes", "bach_steps",
-                           "generated_steps"), row)) for row in gaps]})
+                           "generated_steps"), row)) for row in gaps],
+        "voice_steps": [dict(zip(("gap", "bach_onsets", "generated_onsets", "bach_steps",
+                                  "generated_steps"), row)) for row in voices]})
     print(f"\nwrote {path}")
 
 

@@ -63,6 +63,10 @@ GRID_PER_BEAT = 8  # the 1/8-beat grid of on_grid_share
 # REFERENCE.md sec. 7); MIDI tick rounding (>= 24 ticks per beat) stays inside.
 GRID_TOLERANCE = 0.25
 
+# voice_step_share reads the onsets at most this many beats after the one
+# before (eighths and sixteenths: passing and neighbour notes).
+VOICE_GAP = 0.5
+
 INTERVAL_CLIP = 24  # successive pitch differences clipped to +-24 semitones
 RANGE_EDGES = np.arange(0.0, 68.0, 4.0)  # pitch range per piece, 4-semitone bins
 DENSITY_EDGES = np.arange(0.0, 8.5, 0.5)  # notes per beat per piece
@@ -287,6 +291,51 @@ def step_shares_by_gap(pieces: Pieces, resolution: int = COPY_RESOLUTION) -> Dic
             counts[gap] += 1
             steps[gap] += step
     return {gap: (counts[gap], steps[gap] / counts[gap]) for gap in sorted(counts)}
+
+
+def voice_step_shares_by_gap(pieces: Pieces,
+                             resolution: int = COPY_RESOLUTION) -> Dict[float, tuple]:
+    """{onset gap in beats: (onsets, share where a note starting there moves
+    1-2 semitones from a note ending there)}, pooled over the onsets after the
+    first, gaps rounded to 1/resolution beat.
+
+    A note that ends where another starts is, in a chorale, mostly that
+    voice's previous note, so this follows the voices where the interval
+    histogram reads the rows in order (after a chord, the next row's interval
+    is to the chord's top note whichever voice moves). Ends and onsets match
+    within 1/32 beat, on_grid_share's tolerance.
+    """
+    tolerance = GRID_TOLERANCE / GRID_PER_BEAT
+    steps, counts = collections.Counter(), collections.Counter()
+    for piece in _as_list(pieces):
+        onsets = np.cumsum(piece[:, DELTA])
+        ends = onsets + piece[:, DURATION]
+        pitches = _pitch_ints(piece)
+        # (row 0's delta is its gap from the segment start: it opens the first event)
+        starts = [row for row in np.flatnonzero(np.abs(piece[:, DELTA]) >= CHORD_TOLERANCE)
+                  if row > 0]
+        for first, stop in zip(starts, starts[1:] + [len(piece)]):
+            ending = pitches[:first][np.abs(ends[:first] - onsets[first]) < tolerance]
+            moves = np.abs(pitches[first:stop, None] - ending[None, :])
+            gap = round(float(piece[first, DELTA]) * resolution) / resolution
+            counts[gap] += 1
+            steps[gap] += bool(np.any((moves >= 1) & (moves <= 2)))
+    return {gap: (counts[gap], steps[gap] / counts[gap]) for gap in sorted(counts)}
+
+
+def voice_step_share(pieces: Pieces, max_gap: float = VOICE_GAP) -> float:
+    """Share of the onsets at most max_gap beats after the one before where a
+    note starting there moves 1-2 semitones from a note ending there (pooled).
+
+    In held-out Bach 0.90 of these short-gap onsets step from the voice they
+    continue; the 128-channel net shipped in December 2026 writes 0.63 (at
+    one-beat gaps it matches Bach, 0.80-0.86 against 0.86): the passing notes
+    its interval distance lacks.
+    """
+    shares = voice_step_shares_by_gap(pieces)
+    onsets = sum(count for gap, (count, _) in shares.items() if gap <= max_gap)
+    steps = sum(count * share for gap, (count, share) in shares.items() if gap <= max_gap)
+    return steps / onsets if onsets else float("nan")
 
 
 def previous_event_pitches(notes: np.ndarray) -> List[np.ndarray]:
@@ -704,6 +753,7 @@ def summarize_set(pieces: Pieces) -> SetSummary:
         diatonic_fit=mean([diatonic_fit(p) for p in nonempty]),
         chord_fraction=chord_fraction(pieces),
         chord_seconds=chord_second_share(pieces),
+        voice_steps=voice_step_share(pieces),
         on_grid=on_grid_share(pieces, DURATION),
         delta_on_grid=on_grid_share(pieces, DELTA),
         mean_range=mean(ranges), mean_density=mean(densities),
@@ -761,6 +811,7 @@ TABLE_COLUMNS = (
     ("diatonic_fit", "diatonic", ".3f"),
     ("chord_fraction", "chord", ".3f"),
     ("chord_seconds", "2nds", ".3f"),
+    ("voice_steps", "v-steps", ".3f"),
     ("on_grid", "grid", ".3f"),
     ("longest_copy", "copy", "d"),
     ("copies", "copy>=32", "d"),

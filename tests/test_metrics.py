@@ -107,6 +107,29 @@ def test_step_shares_by_gap_split_intervals_by_rhythm():
     assert shares[0.0][1] == m.chord_second_share(piece)  # the same at gap 0
 
 
+def test_voice_steps_follow_the_note_that_ends_at_each_onset():
+    piece = np.array([
+        [48, 1.0, 0.5, 80],   # the first event starts half a beat in
+        [60, 1.0, 0.0, 80],
+        [64, 0.501, 0.0, 80],  # ends at 0.5 beats after its onset (within 1/32)
+        [72, 1.0, 0.0, 80],
+        [65, 0.5, 0.5, 80],   # gap 0.5: a step from the 64 ending here (row order: -7)
+        [50, 1.0, 0.5, 80],   # gap 0.5: 50 steps from the 48 ending here
+        [62, 1.0, 0.0, 80],
+        [71, 1.0, 0.0, 80],
+        [55, 0.25, 1.0, 80],  # gap 1: no note ending here is a step away
+        [57, 0.25, 0.25, 80],  # gap 0.25: a step from the 55 ending here
+        [57, 0.25, 0.5, 80],  # gap 0.5: nothing ends here (a rest before it)
+    ], np.float64)
+    shares = m.voice_step_shares_by_gap([piece, piece[:4]])
+    assert shares == {0.25: (1, 1.0), 0.5: (3, pytest.approx(2 / 3)), 1.0: (1, 0.0)}
+    assert m.voice_step_share(piece) == pytest.approx(3 / 4)  # gaps up to half a beat
+    assert m.voice_step_share(piece, max_gap=1.0) == pytest.approx(3 / 5)
+    assert np.isnan(m.voice_step_share(piece[:4]))  # one event: no onset after it
+    # Row order sees none of these steps (65 after 72, 50 after 65, 57 after 57).
+    assert m.step_shares_by_gap(piece)[0.5] == (3, 0.0)
+
+
 def test_interval_histogram_splits_chord_steps_from_steps_across_onsets():
     piece = np.array([
         [60, 1.0, 0.0, 80],
