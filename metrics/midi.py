@@ -328,9 +328,10 @@ def voice_step_share(pieces: Pieces, max_gap: float = VOICE_GAP) -> float:
     note starting there moves 1-2 semitones from a note ending there (pooled).
 
     In held-out Bach 0.90 of these short-gap onsets step from the voice they
-    continue; the 128-channel net shipped in December 2026 writes 0.63 (at
-    one-beat gaps it matches Bach, 0.80-0.86 against 0.86): the passing notes
-    its interval distance lacks.
+    continue; the 128-channel net shipped in December 2026 writes 0.60 with 20
+    sampling steps and 0.63 with 100 (at half-beat to one-beat gaps it
+    matches Bach, 0.80-0.86 against 0.86): the passing notes its interval
+    distance lacks.
     """
     shares = voice_step_shares_by_gap(pieces)
     onsets = sum(count for gap, (count, _) in shares.items() if gap <= max_gap)
