@@ -13,16 +13,14 @@ import params as params_lib
 from data import encodings
 from training import budget, pipeline, trainer as trainer_lib, weights
 
-from test_faults import exported_weights
+from test_faults import TINY_CHANGES, exported_weights
 
 FEATURES = 3
 
 
 def tiny_params(**changes):
-    # A one-block transformer: the loop's tests need a model, not the U-Net,
-    # and its 26 weight arrays trace in a fifth of the tiny U-Net's time (194).
-    return params_lib.get_preset("midi_tiny").replace(
-        **{"seq_len": 16, "model": "transformer", "num_layers": 1, **changes})
+    # (the loop's tests need a model, not the U-Net: test_faults.TINY_CHANGES)
+    return params_lib.get_preset("midi_tiny").replace(**{**TINY_CHANGES, **changes})
 
 
 def toy_dataset(n=24, seq_len=16):
