@@ -57,6 +57,7 @@ class Params:
     interval_lags: int = 0  # causal_unet: pitch-class interval features vs this many notes before
     note_attention: int = 0  # causal_unet: self-attention blocks at note resolution
     pitch_views: bool = False  # causal_unet + onehot_pitch: pitch-class/register views, shared logits
+    voice_features: bool = False  # causal_unet + onehot: pitch of the notes ending at each onset
     # transformer denoiser
     model_dim: int = 128
     num_layers: int = 4
@@ -234,6 +235,11 @@ PRESETS["midi_wide"] = PRESETS["midi_cpu"].replace(
 PRESETS["midi_pitch"] = PRESETS["midi_wide"].replace(
     encoding="onehot_pitch", group_loss_weights=(2.0, 1.0, 1.0), pitch_views=True,
     input_channels=64, train_steps=12000)  # (midi_wide's values when it was run)
+# midi_wide with `VoiceFeatures` (models/voice.py): each note also reads the
+# pitch of the notes ending at its onset in the self-conditioning estimate,
+# for the stepwise voice leading the shipped net writes a third less often
+# than Bach (README, "Voice leading").
+PRESETS["midi_voice"] = PRESETS["midi_wide"].replace(voice_features=True)
 # The autoguidance network of weights/midi (weights/midi/guide; Karras et al.
 # 2024): midi_wide at a third of its parameters (1,046,830; 32 note-resolution
 # channels), under a third of its steps (3000, 16 minutes here) and equal loss
@@ -437,6 +443,21 @@ def _check_pitch_views(params: Params) -> None:
                          f"encoding {params.encoding!r} has none (use onehot_pitch)")
 
 
+def _check_voice_features(params: Params) -> None:
+    if params.model != "causal_unet":
+        raise ValueError(f"--voice_features needs --model=causal_unet (got {params.model!r})")
+    if params.prediction != "categorical" or not params.self_condition:
+        raise ValueError("--voice_features reads the self-conditioning x_0 estimate of "
+                         "--prediction=categorical; add --self_condition "
+                         "--prediction=categorical")
+    # (chord_size's decoder rewrites gaps, and the chord encodings rewrite
+    # pitches, so their codes are not the notes VoiceFeatures assumes.)
+    if params.encoding not in ("onehot", "onehot_intervals"):
+        raise ValueError(f"--voice_features reads the onehot layout (pitch class, octave, "
+                         f"duration, gap); encoding {params.encoding!r} has another "
+                         f"(use onehot)")
+
+
 def _check_rolling(params: Params) -> None:
     if params.model != "causal_unet":
         raise ValueError(f"rolling noise levels (--sample_rolling, --rolling_share) need "
@@ -482,6 +503,8 @@ def validate(params: Params) -> None:
         _check_interval_lags(params)
     if params.pitch_views:
         _check_pitch_views(params)
+    if params.voice_features:
+        _check_voice_features(params)
     if params.note_attention < 0:
         raise ValueError(f"--note_attention={params.note_attention} must be >= 0")
     if params.note_attention and params.model != "causal_unet":

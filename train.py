@@ -176,7 +176,8 @@ def main(argv):
                                   jit_compile=params.jit_compile, is_chief=is_chief,
                                   loss_scaling=loss_scaling,
                                   groups=sampling.categorical_groups(params, prepared.encoding),
-                                  keep_checkpoints=max(3, params.export_average))
+                                  keep_checkpoints=max(3, params.export_average),
+                                  rhythm=prepared.encoding.rhythm_values)
     print(f"model: {params.model}, {trainer.model.count_params():,} parameters; "
           f"replicas: {strategy.num_replicas_in_sync}; model_dir: {model_dir}")
     trainer.attach(dataset_lib.load_split(prepared, "train"), prepared.encoding)

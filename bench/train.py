@@ -83,7 +83,8 @@ def measure(tf, preset, jit_compile, prepared, matmul_rate, tmp_dir):
     trainer = trainer_lib.Trainer(params, prepared.num_features,
                                   os.path.join(tmp_dir, f"{preset}_{jit_compile}"),
                                   jit_compile=jit_compile,
-                                  groups=sampling.categorical_groups(params, prepared.encoding))
+                                  groups=sampling.categorical_groups(params, prepared.encoding),
+                                  rhythm=prepared.encoding.rhythm_values)
     trainer.attach(data.dataset_module(params).load_split(prepared, "train"),
                    prepared.encoding)
     trainer.restore_or_start()

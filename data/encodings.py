@@ -96,6 +96,12 @@ class NoteEncoding:
         when the features are not one-hot codes (see the categorical objective)."""
         return None
 
+    @property
+    def rhythm_values(self):
+        """(duration values, onset-gap values) in beats of the duration and
+        gap classes, or None when rhythm is not coded as classes."""
+        return None
+
     def get_config(self) -> dict:
         # Some encodings' width depends on their statistics (vocabulary sizes):
         # an unfitted one reports None.
@@ -398,6 +404,10 @@ class _RhythmVocabularyEncoding(NoteEncoding):
     @property
     def _num_pitches(self) -> int:
         return int(self.stats["max_pitch"]) - int(self.stats["min_pitch"]) + 1
+
+    @property
+    def rhythm_values(self):
+        return self._durations.tolist(), self._deltas.tolist()
 
     def _split(self, features):
         bounds = np.cumsum(self._group_sizes())[:-1]

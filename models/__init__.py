@@ -36,7 +36,7 @@ def build_length(params):
     return params.seq_len
 
 
-def build_model(params, features, groups=None):
+def build_model(params, features, groups=None, rhythm=None):
     """Instantiates the denoiser named by `params.model` (not yet built).
 
     Args:
@@ -44,6 +44,9 @@ def build_model(params, features, groups=None):
         features: per-note features of the diffusion state (e.g. 3).
         groups: the encoding's one-hot group sizes (categorical_groups);
             `params.pitch_views` needs them (group 0 is the semitone group).
+        rhythm: (duration values, onset-gap values) in beats of the
+            encoding's duration and gap classes; `params.voice_features`
+            needs them and the groups.
 
     Returns:
         A `keras.Model` called as `model([x_t, t], training=...)`.
@@ -59,6 +62,16 @@ def build_model(params, features, groups=None):
         if not groups:
             raise ValueError("--pitch_views needs the encoding's one-hot groups")
         options["pitch_views"] = int(groups[0])
+    if params.voice_features:
+        if params.model != "causal_unet":
+            raise ValueError(f"--voice_features needs --model=causal_unet (got "
+                             f"{params.model!r})")
+        if not groups or rhythm is None:
+            raise ValueError("--voice_features needs the encoding's one-hot groups and "
+                             "rhythm values")
+        options["voice_features"] = {"group_sizes": list(groups),
+                                     "duration_values": list(rhythm[0]),
+                                     "gap_values": list(rhythm[1])}
     return model_class(features=features, **options)
 
 

@@ -17,6 +17,7 @@ from keras import ops
 from models.layers import (CausalConvBlock, CausalDownsample, CausalUpsample, Denoiser,
                            IntervalFeatures, PitchViews, PositionEmbedding,
                            SelfAttentionBlock, TimeEmbedding, conv_padding)
+from models.voice import VoiceFeatures
 
 
 @keras.saving.register_keras_serializable(package="music_diffusion")
@@ -68,6 +69,11 @@ class CausalUNet(Denoiser):
             linear in what they read, so the network computes nothing it
             could not without them; they share parameters (and gradients)
             across the octaves, which the semitone codes alone do not.
+        voice_features: None, or the `VoiceFeatures` arguments (group_sizes,
+            duration_values, gap_values of an `onehot`-layout encoding): the
+            input conv also reads, for each note, the pitch of the notes
+            ending at its onset in the x_0 estimate. Needs a self-conditioned
+            model (inputs: x_t, then the estimate).
         **kwargs: base `keras.Model` arguments (name, dtype, ...).
 
     Call arguments:
@@ -85,7 +91,8 @@ class CausalUNet(Denoiser):
                  stage_channels=(40, 80, 80), stage_kernels=(5, 5, 3),
                  mid_channels=(160, 160, 80), mid_kernel=3, attention_heads=2,
                  se_ratio=16, time_dim=256, dropout=0.0, seq_len=None, causal=True,
-                 interval_lags=0, note_attention=0, pitch_views=0, **kwargs):
+                 interval_lags=0, note_attention=0, pitch_views=0, voice_features=None,
+                 **kwargs):
         # Keep t in float32 at the model boundary (a half-precision t loses
         # its fractional part); each layer casts its own inputs.
         kwargs["autocast"] = False
@@ -107,6 +114,14 @@ class CausalUNet(Denoiser):
         self.note_attention = int(note_attention)
         self.pitch_views = int(pitch_views)
         self.interval_features = None  # built with the input width (build)
+        self.voice_features = None if voice_features is None else dict(voice_features)
+        self.voice_layer = None
+        if self.voice_features is not None:
+            self.voice_layer = VoiceFeatures(**self.voice_features, dtype=self.dtype_policy,
+                                             name="voice_features")
+            if sum(self.voice_layer.group_sizes) != self.features:
+                raise ValueError(f"voice_features' groups {self.voice_layer.group_sizes} "
+                                 f"do not add up to the {self.features} features")
         if not 0 <= self.pitch_views <= self.features:
             raise ValueError(f"pitch_views={self.pitch_views} must name a group inside the "
                              f"{self.features} features (or be 0)")
@@ -188,6 +203,10 @@ class CausalUNet(Denoiser):
     def build(self, input_shape):
         x_shape, t_shape = input_shape
         self._check_length(x_shape[1])
+        if self.voice_layer is not None and x_shape[-1] != 2 * self.features:
+            raise ValueError(f"voice_features reads the x_0 estimate beside x_t "
+                             f"({2 * self.features} inputs, self-conditioning); got "
+                             f"{x_shape[-1]} inputs")
         if self.interval_lags and self.interval_features is None:
             # x_t, then the x_0 estimate when self-conditioned: a pitch-class
             # group at the start of each.
@@ -211,6 +230,8 @@ class CausalUNet(Denoiser):
             # group at the start of each.
             extra += [self.pitch_view_layer(x_t[..., start:start + self.pitch_views])
                       for start in range(0, x_t.shape[-1], self.features)]
+        if self.voice_layer is not None:
+            extra.append(self.voice_layer(x_t[..., self.features:]))
         if extra:
             x_t = ops.concatenate([x_t] + [ops.cast(e, x_t.dtype) for e in extra], axis=-1)
         h = self.input_conv(x_t)
@@ -271,5 +292,6 @@ class CausalUNet(Denoiser):
             "interval_lags": self.interval_lags,
             "note_attention": self.note_attention,
             "pitch_views": self.pitch_views,
+            "voice_features": self.voice_features,
         })
         return config

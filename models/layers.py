@@ -220,6 +220,25 @@ class PitchViews(keras.layers.Layer):
         return config
 
 
+def interval_matrix() -> np.ndarray:
+    """[144, 12] float32: row i * 12 + j is one-hot at (i - j) % 12, so the
+    flattened outer product of two notes' pitch-class probabilities times it
+    gives the weight on each interval (mod 12) of the first above the second."""
+    classes = np.arange(PITCH_CLASSES)
+    difference = (classes[:, None] - classes[None, :]) % PITCH_CLASSES
+    return np.eye(PITCH_CLASSES, dtype=np.float32)[difference.ravel()]
+
+
+def interval_evidence(probs, before_probs):
+    """[batch, length, 12] x [batch, length, 12] pitch-class probabilities ->
+    [batch, length, 12]: the weight on each interval (mod 12) of `probs`'
+    class above `before_probs`' class."""
+    outer = ops.expand_dims(probs, -1) * ops.expand_dims(before_probs, -2)
+    outer = ops.reshape(outer, (-1,) + tuple(ops.shape(probs)[1:-1])
+                        + (PITCH_CLASSES * PITCH_CLASSES,))
+    return ops.matmul(outer, ops.convert_to_tensor(interval_matrix()))
+
+
 @keras.saving.register_keras_serializable(package=_PACKAGE)
 class IntervalFeatures(keras.layers.Layer):
     """Pitch-class interval evidence between each note and the notes before it.
@@ -253,24 +272,16 @@ class IntervalFeatures(keras.layers.Layer):
         if self.lags < 1 or not self.group_starts:
             raise ValueError(f"IntervalFeatures needs lags >= 1 and a group; got lags="
                              f"{self.lags}, group_starts={self.group_starts}")
-        # interval_of[(i * 12 + j), k] = 1 where (i - j) % 12 == k: sums the
-        # outer product of (note i's, note i-l's) classes by interval.
-        classes = np.arange(PITCH_CLASSES)
-        difference = (classes[:, None] - classes[None, :]) % PITCH_CLASSES
-        self._interval_of = np.eye(PITCH_CLASSES, dtype=np.float32)[difference.ravel()]
 
     def call(self, inputs):
         inputs = ops.cast(inputs, "float32")
         length = ops.shape(inputs)[1]
-        interval_of = ops.convert_to_tensor(self._interval_of)
         features = []
         for start in self.group_starts:
             probs = (inputs[..., start:start + PITCH_CLASSES] + 1.0) / 2.0
             for lag in range(1, self.lags + 1):
                 before = ops.pad(probs, ((0, 0), (lag, 0), (0, 0)))[:, :length]
-                outer = ops.expand_dims(probs, -1) * ops.expand_dims(before, -2)
-                outer = ops.reshape(outer, (-1, length, PITCH_CLASSES * PITCH_CLASSES))
-                features.append(ops.matmul(outer, interval_of))
+                features.append(interval_evidence(probs, before))
         return ops.concatenate(features, axis=-1)
 
     def compute_output_shape(self, inputs_shape):

@@ -15,6 +15,7 @@ from models import CausalUNet, TransformerDenoiser, build_model  # noqa: E402
 from models.layers import (CausalConvBlock, CausalDownsample,  # noqa: E402
                            CausalSqueezeExcitation, CausalUpsample, IntervalFeatures,
                            PitchViews, SelfAttentionBlock)
+from models.voice import VoiceFeatures  # noqa: E402
 
 SEQ_LEN = 128
 FEATURES = 3
@@ -587,3 +588,119 @@ def test_unet_with_pitch_views_is_the_plain_unet_plus_shared_pitch_terms():
     assert np.abs(with_views - np.asarray(model([x_t, t]))).max() > 1e-4
     with pytest.raises(ValueError, match="one-hot groups"):
         build_model(config, features)
+
+
+# --- voice features ------------------------------------------------------------
+
+# Beats of the duration and onset-gap classes of a small onehot encoding.
+VOICE_DURATIONS = (0.5, 1.0, 2.0)
+VOICE_GAPS = (0.0, 0.5, 1.0)
+VOICE_OCTAVES = 3
+VOICE_GROUPS = (12, VOICE_OCTAVES, len(VOICE_DURATIONS), len(VOICE_GAPS))
+
+
+def _voice_codes(notes):
+    """[1, n, 21] onehot codes of (pitch class, octave, duration, gap) rows."""
+    codes = -np.ones((1, len(notes), sum(VOICE_GROUPS)), "float32")
+    starts = np.cumsum((0,) + VOICE_GROUPS[:-1])
+    for i, (pitch_class, octave, duration, gap) in enumerate(notes):
+        indices = (pitch_class, octave, VOICE_DURATIONS.index(duration),
+                   VOICE_GAPS.index(gap))
+        codes[0, i, starts + np.array(indices)] = 1.0
+    return codes
+
+
+def _voice_layer():
+    return VoiceFeatures(VOICE_GROUPS, VOICE_DURATIONS, VOICE_GAPS)
+
+
+def test_voice_features_give_the_pitch_of_the_notes_ending_at_each_onset():
+    # A note is fed by those ending at its onset; octave 1 is C4's.
+    notes = [  # pitch class, octave, duration, gap -> onset, end
+        (0, 1, 1.0, 0.0),   # C  0    1
+        (4, 1, 0.5, 0.0),   # E  0    0.5
+        (2, 1, 1.0, 0.5),   # D  0.5  1.5   <- E
+        (7, 0, 1.0, 0.5),   # G  1    2     <- C
+        (5, 1, 2.0, 0.0),   # F  1    3     <- C
+        (11, 0, 0.5, 0.5),  # B  1.5  2     <- D
+        (9, 2, 0.5, 1.0),   # A  2.5  3     (nothing ends at 2.5)
+        (0, 2, 0.5, 0.5),   # C  3    3.5   <- F and A
+    ]
+    features = np.asarray(_voice_layer()(_voice_codes(notes)))
+    assert features.shape == (1, 8, 12 + VOICE_OCTAVES + 12 + 1)
+    assert features.dtype == np.float32
+    before_class, before_octave = features[0, :, :12], features[0, :, 12:15]
+    intervals, fed = features[0, :, 15:27], features[0, :, 27]
+    np.testing.assert_array_equal(fed, [0, 0, 1, 1, 1, 1, 0, 1])
+    expected_class = np.zeros((8, 12))
+    expected_octave = np.zeros((8, 3))
+    expected_interval = np.zeros((8, 12))
+    for note, sources, steps in [(2, [4], [(2 - 4) % 12]), (3, [0], [7]), (4, [0], [5]),
+                                 (5, [2], [9]), (7, [5, 9], [7, 3])]:
+        for source, step in zip(sources, steps):
+            expected_class[note, source] += 1.0 / len(sources)
+            expected_interval[note, step] += 1.0 / len(sources)
+    expected_octave[[2, 3, 4, 5], 1] = 1.0
+    expected_octave[7, [1, 2]] = 0.5
+    np.testing.assert_allclose(before_class, expected_class, atol=1e-6)
+    np.testing.assert_allclose(before_octave, expected_octave, atol=1e-6)
+    np.testing.assert_allclose(intervals, expected_interval, atol=1e-6)
+
+
+def test_voice_features_are_zero_without_an_estimate_and_causal():
+    layer = _voice_layer()
+    # The first pass's all-zero estimate: every gap 0, every end later.
+    np.testing.assert_array_equal(np.asarray(layer(np.zeros((2, 16, 21), "float32"))), 0.0)
+    rng = np.random.default_rng(3)
+    notes = [(rng.integers(12), rng.integers(3), VOICE_DURATIONS[rng.integers(3)],
+              VOICE_GAPS[rng.integers(3)]) for _ in range(64)]
+    codes = _voice_codes(notes)
+    reference = np.asarray(layer(codes))
+    assert reference[0, :, -1].sum() >= 10  # some notes are fed
+    for cut in (5, 31, 63):
+        changed = codes.copy()
+        changed[:, cut:] = rng.standard_normal(changed[:, cut:].shape)
+        np.testing.assert_array_equal(np.asarray(layer(changed))[:, :cut], reference[:, :cut])
+    clone = VoiceFeatures.from_config(layer.get_config())
+    np.testing.assert_array_equal(np.asarray(clone(codes)), reference)
+    assert layer.compute_output_shape((None, 64, 21)) == (None, 64, 28)
+    with pytest.raises(ValueError, match="2 duration and 3 gap values for groups of 3"):
+        VoiceFeatures(VOICE_GROUPS, VOICE_DURATIONS[:2], VOICE_GAPS)
+    with pytest.raises(ValueError, match="needs the onehot layout"):
+        VoiceFeatures((27, 3, 3), VOICE_DURATIONS, VOICE_GAPS)
+
+
+def test_unet_with_voice_features_only_widens_the_input_conv():
+    features = sum(VOICE_GROUPS)
+    config = TINY.replace(model="causal_unet", prediction="categorical",
+                          self_condition=True, voice_features=True)
+    model = build_model(config, features, list(VOICE_GROUPS), (VOICE_DURATIONS, VOICE_GAPS))
+    x_t, t = _inputs(features=2 * features)  # self-conditioned input
+    x_t[..., features:] = _voice_codes([(i % 12, i % 3, VOICE_DURATIONS[i % 3],
+                                         VOICE_GAPS[i % 2]) for i in range(SEQ_LEN)])
+    model([x_t, t])
+    assert_causal(lambda v: model([v, t], training=False), x_t)
+    saved = _clone_from_config(model, x_t, t)["voice_features"]
+    assert saved == {"group_sizes": list(VOICE_GROUPS),
+                     "duration_values": list(VOICE_DURATIONS),
+                     "gap_values": list(VOICE_GAPS)}
+    plain = build_model(TINY.replace(model="causal_unet"), features)
+    plain([x_t, t])
+    # 28 more input channels of the input conv, nothing else.
+    assert _params(model) - _params(plain) == 28 * TINY.input_kernel * TINY.input_channels
+    # Zeroing those kernel rows gives the plain U-Net: the features enter there only.
+    kernel = model.input_conv.kernel
+    with_voice = np.asarray(model([x_t, t]))
+    kernel.assign(np.concatenate([kernel.numpy()[:, :2 * features],
+                                  np.zeros((kernel.shape[0], 28, kernel.shape[2]), "float32")],
+                                 axis=1))
+    plain.set_weights([w.numpy()[:, :2 * features] if w is kernel else w.numpy()
+                       for w in model.weights])
+    np.testing.assert_allclose(np.asarray(model([x_t, t])), np.asarray(plain([x_t, t])),
+                               rtol=0, atol=1e-6)
+    assert np.abs(with_voice - np.asarray(model([x_t, t]))).max() > 1e-4
+    with pytest.raises(ValueError, match="reads the x_0 estimate beside x_t"):
+        build_model(config, features, list(VOICE_GROUPS),
+                    (VOICE_DURATIONS, VOICE_GAPS))([x_t[..., :features], t])
+    with pytest.raises(ValueError, match="one-hot groups and rhythm values"):
+        build_model(config, features, list(VOICE_GROUPS))

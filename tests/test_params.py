@@ -71,6 +71,12 @@ def test_home_folder_is_expanded():
     (["--pitch_views", "--preset=midi_pitch", "--prediction=v", "--notime_warping",
       "--sample_spacing=uniform", "--group_loss_weights=", "--guidance_groups="],
      "shares logits of --prediction=categorical"),
+    (["--voice_features", "--model=transformer"], "--voice_features needs --model=causal_unet"),
+    (["--voice_features", "--encoding=onehot_pitch", "--group_loss_weights=2,1,1"],
+     "encoding 'onehot_pitch' has another \\(use onehot\\)"),
+    (["--voice_features", "--encoding=chord_intervals"], "has another"),
+    (["--voice_features", "--encoding=chord_size"], "has another"),
+    (["--voice_features", "--noself_condition"], "add --self_condition"),
     (["--guidance=-0.5"], r"--guidance=-0.5 must be >= 0"),
     (["--guidance_max_t=0"], r"--guidance_max_t=0 must be in \(0, 1\]"),
     (["--export_average=0"], r"--export_average=0 must be >= 1 \(1: the last EMA"),
@@ -139,3 +145,8 @@ def test_preset_group_settings_fit_their_encoding_s_groups(name):
     groups = len(encoding.categorical_groups)
     assert not preset.group_loss_weights or len(preset.group_loss_weights) == groups
     assert all(0 <= group < groups for group in preset.guidance_groups)
+
+
+@pytest.mark.parametrize("name", sorted(params_lib.PRESETS))
+def test_every_preset_passes_validation(name):
+    params_lib.validate(params_lib.get_preset(name))

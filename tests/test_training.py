@@ -344,6 +344,27 @@ def test_a_pitch_views_model_exports_and_loads_with_its_group_width(tmp_path):
                                atol=1e-6)
 
 
+def test_a_voice_features_model_exports_and_loads_with_its_rhythm_values(tmp_path):
+    notes = np.array([[40, 1.0, 0.0, 80], [52, 0.5, 1.0, 80], [66, 2.0, 0.5, 80]])
+    encoding = encodings.get_encoding("onehot")
+    encoding.fit([notes])  # 3 octaves, 3 durations, 3 gaps
+    params = tiny_params(encoding="onehot", prediction="categorical", self_condition=True,
+                         voice_features=True, model="causal_unet")
+    model = trainer_lib.build_denoiser(params, encoding.num_features,
+                                      encoding.categorical_groups, encoding.rhythm_values)
+    out = tmp_path / "weights"
+    weights.export(out, params, encoding, model, {})
+    loaded = weights.load(str(out))
+    assert loaded.model.voice_layer.duration_values == (0.5, 1.0, 2.0)
+    assert loaded.model.voice_layer.gap_values == (0.0, 0.5, 1.0)
+    codes = encoding.encode(np.array([[48, 1.0, 0.0, 80], [50, 0.5, 1.0, 80]] * 8))
+    x = tf.concat([tf.random.stateless_normal([1, 16, encoding.num_features], [1, 2]),
+                   codes[None]], axis=-1)
+    t = tf.constant([3.0])
+    np.testing.assert_allclose(loaded.model([x, t]).numpy(), model([x, t]).numpy(),
+                               atol=1e-6)
+
+
 def guided_folder(tmp_path, encoding):
     """A guided model exported to tmp_path/guided, then a smaller guide into
     its guide/ folder; returns (model trainer, guide trainer, folder)."""

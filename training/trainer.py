@@ -55,14 +55,14 @@ def learning_rate_schedule(params, decay_steps_variable=None):
         warmup_steps=params.warmup_steps)
 
 
-def build_denoiser(params, features, groups=None):
-    """A built model (weights created) for `params` (groups: the encoding's
-    one-hot group sizes, see models.build_model).
+def build_denoiser(params, features, groups=None, rhythm=None):
+    """A built model (weights created) for `params` (groups, rhythm: the
+    encoding's one-hot group sizes and rhythm values, see models.build_model).
 
     A self-conditioned model reads its previous x_0 estimate beside x_t, so it
     takes 2 * features inputs and still predicts `features` outputs.
     """
-    model = models.build_model(params, features, groups)
+    model = models.build_model(params, features, groups, rhythm)
     input_features = features * (2 if params.self_condition else 1)
     model([tf.zeros([1, models.build_length(params), input_features]), tf.zeros([1])])
     return model
@@ -125,10 +125,12 @@ class Trainer:
       loss_scaling: dynamic loss scaling (for a mixed_float16 policy).
       groups: one-hot group sizes, for categorical prediction.
       keep_checkpoints: how many of the latest checkpoints stay on disk.
+      rhythm: the encoding's rhythm values, for `params.voice_features`.
     """
 
     def __init__(self, params, features, model_dir, strategy=None, jit_compile=False,
-                 is_chief=True, loss_scaling=False, groups=None, keep_checkpoints=3):
+                 is_chief=True, loss_scaling=False, groups=None, keep_checkpoints=3,
+                 rhythm=None):
         self.params = params
         self.keep_checkpoints = keep_checkpoints
         # Set (by a signal handler, say) to end fit() after the current step
@@ -147,8 +149,8 @@ class Trainer:
             self._replica_gradients = tf.function(self._replica_gradients, jit_compile=True)
         with self.strategy.scope():
             keras.utils.set_random_seed(params.seed)
-            self.model = build_denoiser(params, features, groups)
-            self.ema_model = build_denoiser(params, features, groups)
+            self.model = build_denoiser(params, features, groups, rhythm)
+            self.ema_model = build_denoiser(params, features, groups, rhythm)
             self.ema_model.set_weights(self.model.get_weights())
             # The schedule reads its length from a variable, so that a run can
             # be re-planned (fit_schedule) without retracing the step.

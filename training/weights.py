@@ -212,7 +212,7 @@ def load(weights_dir) -> LoadedWeights:
         with open(os.path.join(weights_dir, "metadata.json"), encoding="utf-8") as handle:
             metadata = json.load(handle)
         model = build_denoiser(params, encoding.num_features,
-                               encoding.categorical_groups)
+                               encoding.categorical_groups, encoding.rhythm_values)
         model.load_weights(os.path.join(weights_dir, WEIGHTS_FILE))
     except (OSError, ValueError, KeyError, TypeError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
