@@ -12,6 +12,7 @@ attention softmax, sinusoidal encodings) compute in float32 whatever the
 global dtype policy, and cast back to the compute dtype afterwards.
 """
 
+import functools
 import math
 
 import keras
@@ -220,13 +221,17 @@ class PitchViews(keras.layers.Layer):
         return config
 
 
+@functools.lru_cache(maxsize=None)
 def interval_matrix() -> np.ndarray:
     """[144, 12] float32: row i * 12 + j is one-hot at (i - j) % 12, so the
     flattened outer product of two notes' pitch-class probabilities times it
-    gives the weight on each interval (mod 12) of the first above the second."""
+    gives the weight on each interval (mod 12) of the first above the second.
+    Built once (read-only): every eager call of interval_evidence reads it."""
     classes = np.arange(PITCH_CLASSES)
     difference = (classes[:, None] - classes[None, :]) % PITCH_CLASSES
-    return np.eye(PITCH_CLASSES, dtype=np.float32)[difference.ravel()]
+    matrix = np.eye(PITCH_CLASSES, dtype=np.float32)[difference.ravel()]
+    matrix.flags.writeable = False
+    return matrix
 
 
 def interval_evidence(probs, before_probs):
